@@ -200,33 +200,34 @@ void cmr_maxtime_backward(float *dinp, const float *dout, const int32_t *argmax,
                           int B, int C, int T, int F);
 
 /* ---------------------------------------------------------------------------
- * linear: out = inp W^T + b. Matches torch.nn.Linear(I, O), weight (O,I).
- * inp (N,I), weight (O,I), bias (O) or NULL -> out (N,O)                   */
+ * linear: out = inp W^T + b. Matches torch.nn.Linear(IN, OUT), weight (OUT,IN).
+ * inp (N,IN), weight (OUT,IN), bias (OUT) or NULL -> out (N,OUT)                   */
 void cmr_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
-                        int N, int I, int O);
-/* dout (N,O) -> dinp (N,I) += dout W, dweight (O,I) += dout^T inp,
- * dbias (O) += sum_n dout; each may be NULL                                 */
+                        int N, int IN, int OUT);
+/* dout (N,OUT) -> dinp (N,IN) += dout W, dweight (OUT,IN) += dout^T inp,
+ * dbias (OUT) += sum_n dout; each may be NULL                                 */
 void cmr_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                         const float *inp, const float *weight, int N, int I, int O);
+                         const float *inp, const float *weight, int N, int IN, int OUT);
 void cmr_linear_forward_naive(float *out, const float *inp, const float *weight,
-                              const float *bias, int N, int I, int O);
+                              const float *bias, int N, int IN, int OUT);
 void cmr_linear_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,
-                               const float *inp, const float *weight, int N, int I, int O);
+                               const float *inp, const float *weight, int N, int IN, int OUT);
 
 /* ---------------------------------------------------------------------------
- * GRU, one layer, batch_first. Matches torch.nn.GRU(I, H, batch_first=True):
+ * GRU, one layer, batch_first. Matches torch.nn.GRU(IN, H, batch_first=True):
  * ref: https://pytorch.org/docs/stable/generated/torch.nn.GRU.html
  *   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
  *   z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
  *   n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
  *   h' = (1 - z) * n + z * h
  * Weights in PyTorch's layout, gate order (r, z, n) along the 3H rows:
- *   w_ih = weight_ih_l0 (3H,I), w_hh = weight_hh_l0 (3H,H),
+ *   w_ih = weight_ih_l0 (3H,IN), w_hh = weight_hh_l0 (3H,H),
  *   b_ih = bias_ih_l0 (3H), b_hh = bias_hh_l0 (3H).
  */
 struct cmr_gru_dims {
     int B, T;       /* batch, time steps */
-    int I, H;       /* input size, hidden size */
+    int IN, H;      /* input size, hidden size (not `I`: <complex.h>, which
+                     * OpenBLAS's cblas.h includes, defines I as a macro) */
 };
 /* floats of the gate cache forward writes and backward reads: B*T*4H,
  * per step (r, z, n, W_hn h + b_hn) */
@@ -234,7 +235,7 @@ size_t cmr_gru_cache_floats(const struct cmr_gru_dims *d);
 /* floats of scratch for forward and backward: 2*B*T*3H */
 size_t cmr_gru_scratch_floats(const struct cmr_gru_dims *d);
 
-/* inp (B,T,I), h0 (B,H) or NULL (zeros, PyTorch's default) -> out (B,T,H),
+/* inp (B,T,IN), h0 (B,H) or NULL (zeros, PyTorch's default) -> out (B,T,H),
  * the hidden state at every step (out[:, T-1] is the last one, h_n);
  * cache (cmr_gru_cache_floats) for backward.                              */
 void cmr_gru_forward(float *out, float *cache, float *scratch, const float *inp,
@@ -243,8 +244,8 @@ void cmr_gru_forward(float *out, float *cache, float *scratch, const float *inp,
 /* Full backpropagation through time, t = T-1 .. 0. dout (B,T,H) is dL/dout at
  * every step (zeros where a step is unused, e.g. all but the last for a loss
  * on c_t) ->
- *   dinp (B,T,I) += ...  (may be NULL)   dh0 (B,H) += ... (may be NULL)
- *   dw_ih (3H,I), dw_hh (3H,H), db_ih (3H), db_hh (3H) += ...
+ *   dinp (B,T,IN) += ...  (may be NULL)   dh0 (B,H) += ... (may be NULL)
+ *   dw_ih (3H,IN), dw_hh (3H,H), db_ih (3H), db_hh (3H) += ...
  * out, cache: what forward wrote; inp, h0, weights: what forward read.     */
 void cmr_gru_backward(float *dinp, float *dh0, float *dw_ih, float *dw_hh,
                       float *db_ih, float *db_hh, float *scratch, const float *dout,
