@@ -1,0 +1,105 @@
+#include "audio.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sndfile.h>
+
+struct cmr_audio {
+    SNDFILE *sf;
+    char *path;
+    int channels;
+};
+
+/* libsndfile's message for a failed open; the system's when the file is missing */
+static const char *open_reason(const char *path)
+{
+    FILE *f;
+    if (strcmp(path, "-") != 0 && (f = fopen(path, "rb")) == NULL)
+        return strerror(errno);
+    if (strcmp(path, "-") != 0)
+        fclose(f);
+    return sf_strerror(NULL);
+}
+
+struct cmr_audio *cmr_audio_open(const char *path, struct cmr_audio_info *info,
+                                 struct cmr_error *err)
+{
+    SF_INFO si;
+    struct cmr_audio *a;
+
+    memset(info, 0, sizeof *info);
+    memset(&si, 0, sizeof si);
+    a = calloc(1, sizeof *a);
+    if (!a || !(a->path = strdup(path))) {
+        free(a);
+        cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", path);
+        return NULL;
+    }
+    if (strcmp(path, "-") == 0)
+        a->sf = sf_open_fd(0, SFM_READ, &si, 0);
+    else
+        a->sf = sf_open(path, SFM_READ, &si);
+    if (!a->sf) {
+        cmr_error_set(err, CMR_EAUDIO, "%s: %s", path, open_reason(path));
+        cmr_audio_close(a);
+        return NULL;
+    }
+    if (si.channels < 1 || si.samplerate < 1) {
+        cmr_error_set(err, CMR_EAUDIO, "%s: invalid stream (%d channels, %d Hz)", path,
+                      si.channels, si.samplerate);
+        cmr_audio_close(a);
+        return NULL;
+    }
+    a->channels = si.channels;
+    info->channels = si.channels;
+    info->rate = si.samplerate;
+    /* libsndfile reports SF_COUNT_MAX when the length is unknown (pipes) */
+    info->frames = (si.frames >= 0 && si.frames < SF_COUNT_MAX) ? (int64_t)si.frames : -1;
+    {
+        SF_FORMAT_INFO major = {.format = si.format & SF_FORMAT_TYPEMASK};
+        SF_FORMAT_INFO minor = {.format = si.format & SF_FORMAT_SUBMASK};
+        const char *mj = "unknown", *mn = "unknown";
+        if (sf_command(NULL, SFC_GET_FORMAT_INFO, &major, sizeof major) == 0 && major.name)
+            mj = major.name;
+        if (sf_command(NULL, SFC_GET_FORMAT_INFO, &minor, sizeof minor) == 0 && minor.name)
+            mn = minor.name;
+        snprintf(info->format, sizeof info->format, "%s / %s", mj, mn);
+    }
+    sf_command(a->sf, SFC_SET_NORM_FLOAT, NULL, SF_TRUE);
+    return a;
+}
+
+int cmr_audio_read(struct cmr_audio *a, float *buf, size_t max_frames, size_t *got,
+                   struct cmr_error *err)
+{
+    sf_count_t n;
+    int e;
+
+    *got = 0;
+    if (!a || !a->sf || !buf || max_frames == 0)
+        return cmr_error_set(err, CMR_EINVAL, "audio: read needs an open file and a buffer");
+    n = sf_readf_float(a->sf, buf, (sf_count_t)max_frames);
+    e = sf_error(a->sf);
+    if (e != SF_ERR_NO_ERROR)
+        return cmr_error_set(err, CMR_EAUDIO, "%s: decoding failed: %s", a->path,
+                             sf_strerror(a->sf));
+    if (n < 0)
+        return cmr_error_set(err, CMR_EAUDIO, "%s: decoding failed", a->path);
+    if (n == 0)
+        return CMR_EOF;
+    *got = (size_t)n;
+    return CMR_OK;
+}
+
+void cmr_audio_close(struct cmr_audio *a)
+{
+    if (!a)
+        return;
+    if (a->sf)
+        sf_close(a->sf);
+    free(a->path);
+    free(a);
+}
