@@ -232,7 +232,7 @@ struct cmr_gru_dims {
 /* floats of the gate cache forward writes and backward reads: B*T*4H,
  * per step (r, z, n, W_hn h + b_hn) */
 size_t cmr_gru_cache_floats(const struct cmr_gru_dims *d);
-/* floats of scratch for forward and backward: 2*B*T*3H */
+/* floats of scratch for forward and backward: 2*B*T*3H + B*H */
 size_t cmr_gru_scratch_floats(const struct cmr_gru_dims *d);
 
 /* inp (B,T,IN), h0 (B,H) or NULL (zeros, PyTorch's default) -> out (B,T,H),

@@ -1,0 +1,86 @@
+/* bench-nn: single-call timings of cmr's NN kernels against the machine's
+ * cblas_sgemm peak. Usage: bench-nn [threads] [batch] [reps]
+ * Prints GFLOP/s for a square sgemm (the peak), then conv2d forward and
+ * backward of the paper-width encoder blocks (PAPER.md section 4). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "nn/nn.h"
+#include "util/rng.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static float *randbuf(struct cmr_rng *r, size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "bench-nn: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)cmr_rng_normal(r);
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    int threads = argc > 1 ? atoi(argv[1]) : 1;
+    int B = argc > 2 ? atoi(argv[2]) : 1;
+    int reps = argc > 3 ? atoi(argv[3]) : 3;
+    struct cmr_rng r;
+    cmr_rng_seed(&r, 1);
+    cmr_nn_set_threads(threads);
+    printf("threads %d (OpenBLAS reports %d), batch %d, best of %d\n", threads,
+           cmr_nn_get_threads(), B, reps);
+
+    int n = 2048;
+    float *A = randbuf(&r, (size_t)n * n), *Bm = randbuf(&r, (size_t)n * n),
+          *C = randbuf(&r, (size_t)n * n);
+    double best = 1e30;
+    for (int i = 0; i < reps; i++) {
+        double t = now();
+        cmr_sgemm(0, 0, n, n, n, 1.0f, A, n, Bm, n, 0.0f, C, n);
+        t = now() - t;
+        best = t < best ? t : best;
+    }
+    double peak = 2.0 * n * n * n / best / 1e9;
+    printf("sgemm %dx%dx%d: %.1f GFLOP/s (peak reference)\n", n, n, n, peak);
+    free(A);
+    free(Bm);
+    free(C);
+
+    static const int ch[6] = {1, 128, 256, 256, 512, 512};
+    static const int hh[5] = {188, 94, 47, 23, 5}, ww[5] = {96, 48, 24, 12, 3};
+    for (int blk = 0; blk < 5; blk++) {
+        struct cmr_conv2d_dims d = {B, ch[blk], hh[blk], ww[blk], ch[blk + 1], 5, 5, 2, 2};
+        size_t ni = (size_t)B * d.C * d.H * d.W, no = (size_t)B * d.OC * d.H * d.W,
+               nw = (size_t)d.OC * d.C * 25;
+        float *x = randbuf(&r, ni), *w = randbuf(&r, nw), *bias = randbuf(&r, d.OC),
+              *y = randbuf(&r, no), *s = randbuf(&r, cmr_conv2d_scratch_floats(&d)),
+              *dx = randbuf(&r, ni), *dw = randbuf(&r, nw), *db = randbuf(&r, d.OC);
+        double flop = 2.0 * no * d.C * 25, tf = 1e30, tb = 1e30;
+        for (int i = 0; i < reps; i++) {
+            double t = now();
+            cmr_conv2d_forward(y, s, x, w, bias, &d);
+            t = now() - t;
+            tf = t < tf ? t : tf;
+            t = now();
+            cmr_conv2d_backward(blk ? dx : NULL, dw, db, s, y, x, w, &d);
+            t = now() - t;
+            tb = t < tb ? t : tb;
+        }
+        double fb = blk ? 2 * flop : flop;
+        printf("conv block %d %3d->%3d %3dx%2d: fwd %7.2f ms %6.1f GFLOP/s (%3.0f%% of peak)"
+               "  bwd %7.2f ms %6.1f GFLOP/s (%3.0f%%)\n",
+               blk + 1, d.C, d.OC, d.H, d.W, tf * 1e3, flop / tf / 1e9, 100 * flop / tf / 1e9 / peak,
+               tb * 1e3, fb / tb / 1e9, 100 * fb / tb / 1e9 / peak);
+        free(x); free(w); free(bias); free(y); free(s); free(dx); free(dw); free(db);
+    }
+    return 0;
+}

@@ -1,0 +1,332 @@
+/* conv2d, stride 1, zero padding, NCHW: im2col + one GEMM per column tile.
+ * See nn.h for the contract and docs/nn.md for the measurements.
+ *
+ * Columns ("col", llm.c/darknet/ggml im2col): for output position p = oh*OW + ow
+ * and kernel row k = (c*KH + kh)*KW + kw,
+ *   col[k][p] = inp[c][oh + kh - PH][ow + kw - PW]   (0 outside the image)
+ * so that out (OC, OH*OW) = weight (OC, C*KH*KW) . col (C*KH*KW, OH*OW) + bias.
+ *
+ * Two schedules, chosen from the dims alone (so scratch size is a pure
+ * function of the dims):
+ *  - large maps (OH*OW >= CONV_GROUP_MIN): per image, the output positions are
+ *    cut into tiles of at most CONV_TILE columns; each tile's columns are
+ *    built and multiplied while they are still in cache, and the GEMM writes
+ *    straight into out (ldc = OH*OW).
+ *  - small maps: g images are put side by side (g*OH*OW columns, at least
+ *    CONV_GROUP_MIN) so that the GEMM is wide enough to run at full speed;
+ *    the result goes through a (OC, g*OH*OW) staging buffer.
+ * Backward mirrors this: dW += dout . col^T, then dcol = W^T . dout into the
+ * same buffer, then col2im adds dcol into dinp.
+ */
+#include <string.h>
+
+#include "err.h"
+#include "nn/nn.h"
+
+#define CONV_TILE 1024      /* columns per tile on large maps */
+#define CONV_GROUP_MIN 512  /* below this many positions per image, group images */
+
+int cmr_conv2d_oh(const struct cmr_conv2d_dims *d) { return d->H + 2 * d->PH - d->KH + 1; }
+int cmr_conv2d_ow(const struct cmr_conv2d_dims *d) { return d->W + 2 * d->PW - d->KW + 1; }
+
+int cmr_conv2d_check(const struct cmr_conv2d_dims *d)
+{
+    if (!d || d->B < 1 || d->C < 1 || d->H < 1 || d->W < 1 || d->OC < 1 || d->KH < 1 ||
+        d->KW < 1 || d->PH < 0 || d->PW < 0 || d->PH >= d->KH || d->PW >= d->KW)
+        return CMR_EINVAL;
+    if (cmr_conv2d_oh(d) < 1 || cmr_conv2d_ow(d) < 1)
+        return CMR_EINVAL;
+    return CMR_OK;
+}
+
+/* the schedule: images per group g (1 on large maps) and columns per tile */
+struct conv_plan {
+    int K;      /* C*KH*KW */
+    int P;      /* OH*OW positions per image */
+    int g;      /* images per group (>1 only on small maps) */
+    int tile;   /* columns per GEMM */
+};
+
+static struct conv_plan conv_plan(const struct cmr_conv2d_dims *d)
+{
+    struct conv_plan pl;
+    pl.K = d->C * d->KH * d->KW;
+    pl.P = cmr_conv2d_oh(d) * cmr_conv2d_ow(d);
+    if (pl.P >= CONV_GROUP_MIN) {
+        pl.g = 1;
+        pl.tile = pl.P < CONV_TILE ? pl.P : CONV_TILE;
+    } else {
+        pl.g = (CONV_GROUP_MIN + pl.P - 1) / pl.P;
+        if (pl.g > d->B)
+            pl.g = d->B;
+        pl.tile = pl.g * pl.P;
+    }
+    return pl;
+}
+
+size_t cmr_conv2d_scratch_floats(const struct cmr_conv2d_dims *d)
+{
+    struct conv_plan pl = conv_plan(d);
+    size_t n = (size_t)pl.K * pl.tile;      /* columns (or their gradient) */
+    if (pl.g > 1)
+        n += (size_t)d->OC * pl.tile;       /* staging for (OC, g*P) */
+    return n;
+}
+
+/* col (K, ld) columns [0, np) <- positions [p0, p0+np) of one image inp (C,H,W) */
+static void im2col(float *col, int ld, const float *inp, int p0, int np,
+                   const struct cmr_conv2d_dims *d)
+{
+    const int H = d->H, W = d->W, OW = cmr_conv2d_ow(d);
+    const int oh0 = p0 / OW, oh1 = (p0 + np - 1) / OW;
+    for (int c = 0; c < d->C; c++) {
+        const float *plane = inp + (size_t)c * H * W;
+        for (int kh = 0; kh < d->KH; kh++) {
+            for (int kw = 0; kw < d->KW; kw++) {
+                float *row = col + (size_t)((c * d->KH + kh) * d->KW + kw) * ld;
+                /* valid ow: 0 <= ow + kw - PW < W */
+                int lo = d->PW - kw, hi = W + d->PW - kw;
+                if (lo < 0)
+                    lo = 0;
+                if (hi > OW)
+                    hi = OW;
+                for (int oh = oh0; oh <= oh1; oh++) {
+                    int a = oh == oh0 ? p0 - oh * OW : 0;                 /* ow range of this tile */
+                    int b = oh == oh1 ? p0 + np - oh * OW : OW;
+                    float *dst = row + (oh * OW - p0);                    /* indexed by ow */
+                    int ih = oh + kh - d->PH;
+                    if (ih < 0 || ih >= H) {
+                        memset(dst + a, 0, sizeof(float) * (size_t)(b - a));
+                        continue;
+                    }
+                    const float *src = plane + (size_t)ih * W + (kw - d->PW);  /* indexed by ow */
+                    int l = lo > a ? lo : a, h = hi < b ? hi : b;
+                    if (h <= l) {
+                        memset(dst + a, 0, sizeof(float) * (size_t)(b - a));
+                        continue;
+                    }
+                    if (l > a)
+                        memset(dst + a, 0, sizeof(float) * (size_t)(l - a));
+                    memcpy(dst + l, src + l, sizeof(float) * (size_t)(h - l));
+                    if (b > h)
+                        memset(dst + h, 0, sizeof(float) * (size_t)(b - h));
+                }
+            }
+        }
+    }
+}
+
+/* dinp (C,H,W) of one image += col2im of dcol (K, ld) columns for positions [p0, p0+np) */
+static void col2im_add(float *dinp, const float *dcol, int ld, int p0, int np,
+                       const struct cmr_conv2d_dims *d)
+{
+    const int H = d->H, W = d->W, OW = cmr_conv2d_ow(d);
+    const int oh0 = p0 / OW, oh1 = (p0 + np - 1) / OW;
+    for (int c = 0; c < d->C; c++) {
+        float *plane = dinp + (size_t)c * H * W;
+        for (int kh = 0; kh < d->KH; kh++) {
+            for (int kw = 0; kw < d->KW; kw++) {
+                const float *row = dcol + (size_t)((c * d->KH + kh) * d->KW + kw) * ld;
+                int lo = d->PW - kw, hi = W + d->PW - kw;
+                if (lo < 0)
+                    lo = 0;
+                if (hi > OW)
+                    hi = OW;
+                for (int oh = oh0; oh <= oh1; oh++) {
+                    int ih = oh + kh - d->PH;
+                    if (ih < 0 || ih >= H)
+                        continue;
+                    int a = oh == oh0 ? p0 - oh * OW : 0;
+                    int b = oh == oh1 ? p0 + np - oh * OW : OW;
+                    int l = lo > a ? lo : a, h = hi < b ? hi : b;
+                    const float *src = row + (oh * OW - p0);
+                    float *dst = plane + (size_t)ih * W + (kw - d->PW);
+                    for (int ow = l; ow < h; ow++)
+                        dst[ow] += src[ow];
+                }
+            }
+        }
+    }
+}
+
+void cmr_conv2d_forward(float *out, float *scratch, const float *inp, const float *weight,
+                        const float *bias, const struct cmr_conv2d_dims *d)
+{
+    const struct conv_plan pl = conv_plan(d);
+    const int OC = d->OC, P = pl.P, K = pl.K;
+    const size_t in_sz = (size_t)d->C * d->H * d->W, out_sz = (size_t)OC * P;
+    float *col = scratch;
+
+    if (pl.g == 1) {
+        for (int b = 0; b < d->B; b++) {
+            const float *x = inp + b * in_sz;
+            float *y = out + b * out_sz;
+            for (int p0 = 0; p0 < P; p0 += pl.tile) {
+                int np = P - p0 < pl.tile ? P - p0 : pl.tile;
+                im2col(col, np, x, p0, np, d);
+                if (bias)
+                    for (int oc = 0; oc < OC; oc++)
+                        for (int j = 0; j < np; j++)
+                            y[(size_t)oc * P + p0 + j] = bias[oc];
+                cmr_sgemm(0, 0, OC, np, K, 1.0f, weight, K, col, np, bias ? 1.0f : 0.0f,
+                          y + p0, P);
+            }
+        }
+        return;
+    }
+    float *stage = scratch + (size_t)K * pl.tile;
+    for (int b0 = 0; b0 < d->B; b0 += pl.g) {
+        int g = d->B - b0 < pl.g ? d->B - b0 : pl.g, n = g * P;
+        for (int i = 0; i < g; i++)
+            im2col(col + (size_t)i * P, n, inp + (b0 + i) * in_sz, 0, P, d);
+        cmr_sgemm(0, 0, OC, n, K, 1.0f, weight, K, col, n, 0.0f, stage, n);
+        for (int i = 0; i < g; i++) {
+            float *y = out + (b0 + i) * out_sz;
+            for (int oc = 0; oc < OC; oc++) {
+                const float *s = stage + (size_t)oc * n + (size_t)i * P;
+                float bv = bias ? bias[oc] : 0.0f;
+                for (int j = 0; j < P; j++)
+                    y[(size_t)oc * P + j] = s[j] + bv;
+            }
+        }
+    }
+}
+
+static void bias_grad(float *dbias, const float *dout, int B, int OC, int P)
+{
+    for (int b = 0; b < B; b++)
+        for (int oc = 0; oc < OC; oc++) {
+            const float *g = dout + ((size_t)b * OC + oc) * P;
+            float s = 0.0f;
+            for (int j = 0; j < P; j++)
+                s += g[j];
+            dbias[oc] += s;
+        }
+}
+
+void cmr_conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
+                         const float *dout, const float *inp, const float *weight,
+                         const struct cmr_conv2d_dims *d)
+{
+    const struct conv_plan pl = conv_plan(d);
+    const int OC = d->OC, P = pl.P, K = pl.K;
+    const size_t in_sz = (size_t)d->C * d->H * d->W, out_sz = (size_t)OC * P;
+    float *col = scratch;
+
+    if (dbias)
+        bias_grad(dbias, dout, d->B, OC, P);
+    if (!dinp && !dweight)
+        return;
+    if (pl.g == 1) {
+        for (int b = 0; b < d->B; b++) {
+            const float *x = inp + b * in_sz;
+            const float *dy = dout + b * out_sz;
+            for (int p0 = 0; p0 < P; p0 += pl.tile) {
+                int np = P - p0 < pl.tile ? P - p0 : pl.tile;
+                if (dweight) {
+                    im2col(col, np, x, p0, np, d);
+                    /* dW (OC,K) += dy (OC,np) . col^T (np,K) */
+                    cmr_sgemm(0, 1, OC, K, np, 1.0f, dy + p0, P, col, np, 1.0f, dweight, K);
+                }
+                if (dinp) {
+                    /* dcol (K,np) = W^T (K,OC) . dy (OC,np) */
+                    cmr_sgemm(1, 0, K, np, OC, 1.0f, weight, K, dy + p0, P, 0.0f, col, np);
+                    col2im_add(dinp + b * in_sz, col, np, p0, np, d);
+                }
+            }
+        }
+        return;
+    }
+    float *stage = scratch + (size_t)K * pl.tile;
+    for (int b0 = 0; b0 < d->B; b0 += pl.g) {
+        int g = d->B - b0 < pl.g ? d->B - b0 : pl.g, n = g * P;
+        /* stage (OC, g*P) <- dout of the group, images side by side */
+        for (int i = 0; i < g; i++)
+            for (int oc = 0; oc < OC; oc++)
+                memcpy(stage + (size_t)oc * n + (size_t)i * P,
+                       dout + (b0 + i) * out_sz + (size_t)oc * P, sizeof(float) * (size_t)P);
+        if (dweight) {
+            for (int i = 0; i < g; i++)
+                im2col(col + (size_t)i * P, n, inp + (b0 + i) * in_sz, 0, P, d);
+            cmr_sgemm(0, 1, OC, K, n, 1.0f, stage, n, col, n, 1.0f, dweight, K);
+        }
+        if (dinp) {
+            cmr_sgemm(1, 0, K, n, OC, 1.0f, weight, K, stage, n, 0.0f, col, n);
+            for (int i = 0; i < g; i++)
+                col2im_add(dinp + (b0 + i) * in_sz, col + (size_t)i * P, n, 0, P, d);
+        }
+    }
+}
+
+/* ---- the reference: seven loops, double accumulation ---- */
+
+void cmr_conv2d_forward_naive(float *out, const float *inp, const float *weight,
+                              const float *bias, const struct cmr_conv2d_dims *d)
+{
+    const int OH = cmr_conv2d_oh(d), OW = cmr_conv2d_ow(d);
+    for (int b = 0; b < d->B; b++)
+        for (int oc = 0; oc < d->OC; oc++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double s = bias ? bias[oc] : 0.0;
+                    for (int c = 0; c < d->C; c++)
+                        for (int kh = 0; kh < d->KH; kh++)
+                            for (int kw = 0; kw < d->KW; kw++) {
+                                int ih = oh + kh - d->PH, iw = ow + kw - d->PW;
+                                if (ih < 0 || ih >= d->H || iw < 0 || iw >= d->W)
+                                    continue;
+                                s += (double)inp[(((size_t)b * d->C + c) * d->H + ih) * d->W + iw] *
+                                     weight[(((size_t)oc * d->C + c) * d->KH + kh) * d->KW + kw];
+                            }
+                    out[(((size_t)b * d->OC + oc) * OH + oh) * OW + ow] = (float)s;
+                }
+}
+
+void cmr_conv2d_backward_naive(float *dinp, float *dweight, float *dbias,
+                               const float *dout, const float *inp, const float *weight,
+                               const struct cmr_conv2d_dims *d)
+{
+    const int OH = cmr_conv2d_oh(d), OW = cmr_conv2d_ow(d);
+    if (dbias)
+        for (int oc = 0; oc < d->OC; oc++) {
+            double s = 0;
+            for (int b = 0; b < d->B; b++)
+                for (int j = 0; j < OH * OW; j++)
+                    s += dout[((size_t)b * d->OC + oc) * OH * OW + j];
+            dbias[oc] += (float)s;
+        }
+    if (dweight)
+        for (int oc = 0; oc < d->OC; oc++)
+            for (int c = 0; c < d->C; c++)
+                for (int kh = 0; kh < d->KH; kh++)
+                    for (int kw = 0; kw < d->KW; kw++) {
+                        double s = 0;
+                        for (int b = 0; b < d->B; b++)
+                            for (int oh = 0; oh < OH; oh++)
+                                for (int ow = 0; ow < OW; ow++) {
+                                    int ih = oh + kh - d->PH, iw = ow + kw - d->PW;
+                                    if (ih < 0 || ih >= d->H || iw < 0 || iw >= d->W)
+                                        continue;
+                                    s += (double)dout[(((size_t)b * d->OC + oc) * OH + oh) * OW + ow] *
+                                         inp[(((size_t)b * d->C + c) * d->H + ih) * d->W + iw];
+                                }
+                        dweight[(((size_t)oc * d->C + c) * d->KH + kh) * d->KW + kw] += (float)s;
+                    }
+    if (dinp)
+        for (int b = 0; b < d->B; b++)
+            for (int c = 0; c < d->C; c++)
+                for (int ih = 0; ih < d->H; ih++)
+                    for (int iw = 0; iw < d->W; iw++) {
+                        double s = 0;
+                        for (int oc = 0; oc < d->OC; oc++)
+                            for (int kh = 0; kh < d->KH; kh++)
+                                for (int kw = 0; kw < d->KW; kw++) {
+                                    int oh = ih - kh + d->PH, ow = iw - kw + d->PW;
+                                    if (oh < 0 || oh >= OH || ow < 0 || ow >= OW)
+                                        continue;
+                                    s += (double)dout[(((size_t)b * d->OC + oc) * OH + oh) * OW + ow] *
+                                         weight[(((size_t)oc * d->C + c) * d->KH + kh) * d->KW + kw];
+                                }
+                        dinp[(((size_t)b * d->C + c) * d->H + ih) * d->W + iw] += (float)s;
+                    }
+}

@@ -1,0 +1,147 @@
+/* conv2d: bad dims, fast against naive on many shapes (both schedules, tiles
+ * crossing rows, batch 1, odd kernels and paddings), accumulation (+=),
+ * finite-difference gradients, and the PyTorch fixture tests/ref/nn-conv2d.bin. */
+#include "nn-test.h"
+
+static size_t in_n(const struct cmr_conv2d_dims *d) { return (size_t)d->B * d->C * d->H * d->W; }
+static size_t out_n(const struct cmr_conv2d_dims *d)
+{
+    return (size_t)d->B * d->OC * cmr_conv2d_oh(d) * cmr_conv2d_ow(d);
+}
+static size_t w_n(const struct cmr_conv2d_dims *d) { return (size_t)d->OC * d->C * d->KH * d->KW; }
+
+static void test_check(void)
+{
+    struct cmr_conv2d_dims ok_ = {2, 3, 5, 5, 4, 5, 5, 2, 2};
+    ok(cmr_conv2d_check(&ok_) == CMR_OK, "check accepts 5x5 padding 2");
+    struct cmr_conv2d_dims d = ok_;
+    d.B = 0;
+    ok(cmr_conv2d_check(&d) == CMR_EINVAL, "check refuses B = 0");
+    d = ok_;
+    d.PH = 5;
+    ok(cmr_conv2d_check(&d) == CMR_EINVAL, "check refuses padding >= kernel");
+    d = ok_;
+    d.H = 2;
+    d.PH = 0;
+    ok(cmr_conv2d_check(&d) == CMR_EINVAL, "check refuses an empty output (H 2, kernel 5, pad 0)");
+    ok(cmr_conv2d_check(NULL) == CMR_EINVAL, "check refuses NULL");
+    ok(cmr_conv2d_oh(&ok_) == 5 && cmr_conv2d_ow(&ok_) == 5, "5x5 padding 2 keeps the size");
+}
+
+/* fast and naive from the same random state: forward equal, backward adds
+ * the same amounts to the same random starting gradients */
+static void test_against_naive(struct cmr_rng *r, struct cmr_conv2d_dims d, int with_bias,
+                               int with_dinp)
+{
+    char pre[96], label[160];
+    size_t ni = in_n(&d), no = out_n(&d), nw = w_n(&d);
+    float *x = fbuf(ni), *w = fbuf(nw), *b = fbuf(d.OC), *s = fbuf(cmr_conv2d_scratch_floats(&d));
+    float *y1 = fbuf(no), *y2 = fbuf(no), *dy = fbuf(no);
+    float *dx1 = fbuf(ni), *dw1 = fbuf(nw), *db1 = fbuf(d.OC);
+    fill_normal(r, x, ni, 1);
+    fill_normal(r, w, nw, 0.2);
+    fill_normal(r, b, d.OC, 1);
+    fill_normal(r, dy, no, 1);
+    fill_normal(r, dx1, ni, 1);
+    fill_normal(r, dw1, nw, 1);
+    fill_normal(r, db1, d.OC, 1);
+    float *dx2 = fdup(dx1, ni), *dw2 = fdup(dw1, nw), *db2 = fdup(db1, d.OC);
+    for (size_t i = 0; i < no; i++)
+        y1[i] = NAN;   /* forward must overwrite */
+
+    cmr_conv2d_forward(y1, s, x, w, with_bias ? b : NULL, &d);
+    cmr_conv2d_forward_naive(y2, x, w, with_bias ? b : NULL, &d);
+    snprintf(pre, sizeof pre, "conv B%d C%d %dx%d OC%d k%dx%d p%d,%d%s", d.B, d.C, d.H, d.W,
+             d.OC, d.KH, d.KW, d.PH, d.PW, with_bias ? "" : " (no bias)");
+    snprintf(label, sizeof label, "%s forward = naive", pre);
+    check_close(label, y1, y2, no, 1e-4, 1e-4);
+
+    cmr_conv2d_backward(with_dinp ? dx1 : NULL, dw1, with_bias ? db1 : NULL, s, dy, x, w, &d);
+    cmr_conv2d_backward_naive(with_dinp ? dx2 : NULL, dw2, with_bias ? db2 : NULL, dy, x, w, &d);
+    snprintf(label, sizeof label, "%s backward dinp += naive%s", pre,
+             with_dinp ? "" : " (NULL: untouched)");
+    check_close(label, dx1, dx2, ni, 1e-4, 1e-4);
+    snprintf(label, sizeof label, "%s backward dweight += naive", pre);
+    check_close(label, dw1, dw2, nw, 2e-4, 1e-4);
+    snprintf(label, sizeof label, "%s backward dbias += naive%s", pre,
+             with_bias ? "" : " (NULL: untouched)");
+    check_close(label, db1, db2, d.OC, 2e-4, 1e-4);
+    free(x); free(w); free(b); free(s); free(y1); free(y2); free(dy);
+    free(dx1); free(dw1); free(db1); free(dx2); free(dw2); free(db2);
+}
+
+struct conv_ctx {
+    struct cmr_conv2d_dims d;
+    float *x, *w, *b, *y, *R, *s;
+};
+
+static double conv_loss(void *p)
+{
+    struct conv_ctx *c = p;
+    cmr_conv2d_forward(c->y, c->s, c->x, c->w, c->b, &c->d);
+    return dot_d(c->y, c->R, out_n(&c->d));
+}
+
+static void test_gradcheck(struct cmr_rng *r)
+{
+    struct conv_ctx c = {.d = {2, 3, 6, 5, 2, 5, 5, 2, 2}};
+    size_t ni = in_n(&c.d), no = out_n(&c.d), nw = w_n(&c.d);
+    c.x = fbuf(ni), c.w = fbuf(nw), c.b = fbuf(c.d.OC), c.y = fbuf(no), c.R = fbuf(no);
+    c.s = fbuf(cmr_conv2d_scratch_floats(&c.d));
+    fill_normal(r, c.x, ni, 1);
+    fill_normal(r, c.w, nw, 0.3);
+    fill_normal(r, c.b, c.d.OC, 1);
+    fill_normal(r, c.R, no, 1);
+    float *dx = fbuf(ni), *dw = fbuf(nw), *db = fbuf(c.d.OC);
+    conv_loss(&c);
+    cmr_conv2d_backward(dx, dw, db, c.s, c.R, c.x, c.w, &c.d);
+    gradcheck("conv2d dinp", conv_loss, &c, c.x, dx, ni, NULL);
+    gradcheck("conv2d dweight", conv_loss, &c, c.w, dw, nw, NULL);
+    gradcheck("conv2d dbias", conv_loss, &c, c.b, db, c.d.OC, NULL);
+    free(c.x); free(c.w); free(c.b); free(c.y); free(c.R); free(c.s); free(dx); free(dw); free(db);
+}
+
+static void test_torch(void)
+{
+    struct ref_file rf;
+    ref_load(&rf, "nn-conv2d.bin");
+    struct cmr_conv2d_dims d = {2, 3, 7, 6, 4, 5, 5, 2, 2};
+    size_t ni = in_n(&d), no = out_n(&d), nw = w_n(&d);
+    float *x = ref_get(&rf, "x", ni), *w = ref_get(&rf, "w", nw), *b = ref_get(&rf, "b", d.OC);
+    float *y = fbuf(no), *s = fbuf(cmr_conv2d_scratch_floats(&d));
+    float *dx = fbuf(ni), *dw = fbuf(nw), *db = fbuf(d.OC);
+    cmr_conv2d_forward(y, s, x, w, b, &d);
+    check_close("torch Conv2d(3,4,5,padding=2) forward", y, ref_get(&rf, "y", no), no, 1e-5, 1e-5);
+    cmr_conv2d_backward(dx, dw, db, s, ref_get(&rf, "dy", no), x, w, &d);
+    check_close("torch Conv2d backward dinp", dx, ref_get(&rf, "dx", ni), ni, 1e-5, 1e-5);
+    check_close("torch Conv2d backward dweight", dw, ref_get(&rf, "dw", nw), nw, 1e-5, 1e-5);
+    check_close("torch Conv2d backward dbias", db, ref_get(&rf, "db", d.OC), d.OC, 1e-5, 1e-5);
+    free(y); free(s); free(dx); free(dw); free(db);
+    ref_free(&rf);
+}
+
+int main(void)
+{
+    tap_plan_none();
+    struct cmr_rng r;
+    cmr_rng_seed(&r, 2024);
+    test_check();
+    static const struct cmr_conv2d_dims shapes[] = {
+        {1, 1, 1, 1, 1, 1, 1, 0, 0},        /* 1x1 everything */
+        {1, 1, 9, 7, 3, 5, 5, 2, 2},        /* batch 1, C = 1 (the first block) */
+        {2, 3, 7, 6, 4, 5, 5, 2, 2},        /* the fixture's shape */
+        {3, 2, 5, 3, 5, 5, 5, 2, 2},        /* a 5x3 map, smaller than the kernel */
+        {5, 4, 4, 3, 3, 3, 3, 1, 1},        /* small maps: images grouped, 5 not a multiple */
+        {2, 3, 8, 9, 2, 3, 5, 0, 4},        /* rectangular kernel, asymmetric padding */
+        {1, 2, 6, 6, 3, 4, 2, 3, 1},        /* even kernel */
+        {2, 2, 37, 41, 3, 5, 5, 2, 2},      /* large map: tiles of 1024 cross rows */
+        {1, 3, 23, 45, 2, 5, 5, 2, 2},      /* 1035 positions: a 11-column last tile */
+        {3, 5, 23, 12, 4, 5, 5, 2, 2},      /* block 4's map, small channels */
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        test_against_naive(&r, shapes[i], i % 3 != 1, i % 4 != 3);
+    test_gradcheck(&r);
+    test_torch();
+    gc_summary();
+    return tap_done();
+}
