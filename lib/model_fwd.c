@@ -1,0 +1,697 @@
+/* cmr models: forward and backward passes, the GRU of MelCPC, and the three
+ * training losses, over the lib/nn/ kernels. See model.h.
+ *
+ * Inference (train = 0) takes a lean path per block: conv without bias into
+ * one shared buffer, then one fused pass computing
+ *   pool(relu((conv + bias - running_mean) * gamma / sqrt(running_var + eps) + beta))
+ * (batch norm folded into a per-channel scale and shift). With
+ * cmr_model_set_threads(m, n > 1) the batch is split over n threads, each
+ * with its own buffers, calling single-threaded BLAS.
+ *
+ * Training (train = 1) keeps every cache backward reads: per block the
+ * convolution output (batch norm's input), the ReLU output, the pooling
+ * argmax, batch norm's mean and rstd; backward walks the blocks in reverse,
+ * as llm.c's gpt2_backward. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+#define MAX_WORKERS 64
+#define SEG (CMR_MODEL_T * CMR_MODEL_F)
+
+static const int pools[CMR_MODEL_BLOCKS][2] = {{2, 2}, {2, 2}, {2, 2}, {4, 4}, {5, 3}};
+
+/* the buffers of one worker (one slice of a batch) */
+struct worker {
+    int cap;                          /* segments */
+    int train;                        /* training caches allocated */
+    float *x;                         /* (cap, 1, T, F) standardised input */
+    float *conv[CMR_MODEL_BLOCKS];    /* train: (cap,C,H,W) per block; eval: conv[0] is shared */
+    float *act[CMR_MODEL_BLOCKS];     /* train: (cap,C,H,W) ReLU output */
+    float *pool[CMR_MODEL_BLOCKS];    /* (cap,C,OH,OW) */
+    int32_t *arg[CMR_MODEL_BLOCKS];   /* train: (cap,C,OH,OW) pooling argmax */
+    float *mt[CMR_MODEL_BLOCKS];      /* multi: (cap, C*OW) max over time */
+    int32_t *mt_arg[CMR_MODEL_BLOCKS];/* multi, train: (cap, C*OW) */
+    float *lvl[CMR_MODEL_BLOCKS];     /* multi: (cap, emb) head outputs */
+    float *scratch;                   /* conv scratch */
+
+    /* the job of a threaded forward */
+    struct cmr_model *m;
+    const float *in;
+    float *out;
+    int n;
+};
+
+struct cmr_model_acts {
+    int nw;                           /* workers allocated */
+    struct worker w[MAX_WORKERS];
+    float *bn_mean[CMR_MODEL_BLOCKS], *bn_rstd[CMR_MODEL_BLOCKS]; /* train caches (C) */
+    float *scale[CMR_MODEL_BLOCKS], *shift[CMR_MODEL_BLOCKS];     /* eval: folded batch norm (C) */
+    int n_fwd;                        /* segments of the last training forward, 0 if none */
+    /* backward */
+    float *g1, *g2, *p1, *p2, *dtmp;
+    size_t g1_cap, g2_cap, p1_cap, p2_cap, dtmp_cap;
+    /* GRU */
+    float *gx, *gh0, *gout, *gcache, *gscratch;
+    size_t gx_cap, gh0_cap, gout_cap, gcache_cap, gscratch_cap;
+    int gB, gS, g_has_h0, g_train;
+    /* losses */
+    float *lbuf;
+    size_t lbuf_cap;
+};
+
+/* ---- sizes ---- */
+
+/* the input map (H, W) and output map (OH, OW) of block l */
+static void block_dims(const struct cmr_model_cfg *c, int l, int *H, int *W, int *OH, int *OW)
+{
+    int h = c->n_time, w = c->n_freq;
+    for (int i = 0; i < l; i++) {
+        h /= pools[i][0];
+        w /= pools[i][1];
+    }
+    *H = h;
+    *W = w;
+    *OH = h / pools[l][0];
+    *OW = w / pools[l][1];
+}
+
+static struct cmr_conv2d_dims conv_dims(const struct cmr_model_cfg *c, int l, int B)
+{
+    int H, W, OH, OW;
+    block_dims(c, l, &H, &W, &OH, &OW);
+    struct cmr_conv2d_dims d = {B, l ? c->widths[l - 1] : 1, H, W, c->widths[l], 5, 5, 2, 2};
+    return d;
+}
+
+static int grow(float **p, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return 0;
+    float *q = malloc(n * sizeof *q);
+    if (!q)
+        return -1;
+    free(*p);
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static void worker_free(struct worker *w)
+{
+    free(w->x);
+    free(w->scratch);
+    for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+        free(w->conv[l]);
+        free(w->act[l]);
+        free(w->pool[l]);
+        free(w->arg[l]);
+        free(w->mt[l]);
+        free(w->mt_arg[l]);
+        free(w->lvl[l]);
+    }
+    memset(w, 0, sizeof *w);
+}
+
+void cmr_model_acts_free(struct cmr_model *m)
+{
+    struct cmr_model_acts *a = m->acts;
+    if (!a)
+        return;
+    for (int i = 0; i < a->nw; i++)
+        worker_free(&a->w[i]);
+    for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+        free(a->bn_mean[l]);
+        free(a->bn_rstd[l]);
+        free(a->scale[l]);
+        free(a->shift[l]);
+    }
+    free(a->g1);
+    free(a->g2);
+    free(a->p1);
+    free(a->p2);
+    free(a->dtmp);
+    free(a->gx);
+    free(a->gh0);
+    free(a->gout);
+    free(a->gcache);
+    free(a->gscratch);
+    free(a->lbuf);
+    free(a);
+    m->acts = NULL;
+}
+
+static size_t worker_bytes(const struct cmr_model_cfg *c, int cap, int train)
+{
+    size_t n = (size_t)cap * SEG, conv_max = 0, scratch = 0;
+    for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+        int H, W, OH, OW;
+        block_dims(c, l, &H, &W, &OH, &OW);
+        size_t full = (size_t)cap * c->widths[l] * H * W, pooled = (size_t)cap * c->widths[l] * OH * OW;
+        struct cmr_conv2d_dims d = conv_dims(c, l, cap);
+        size_t s = cmr_conv2d_scratch_floats(&d);
+        if (s > scratch)
+            scratch = s;
+        if (full > conv_max)
+            conv_max = full;
+        n += pooled;
+        if (train)
+            n += 2 * full + pooled;
+        if (c->kind == CMR_MODEL_MULTI)
+            n += (size_t)cap * c->widths[l] * OW * (train ? 2 : 1) + (size_t)cap * c->emb;
+    }
+    if (!train)
+        n += conv_max;
+    return (n + scratch) * sizeof(float);
+}
+
+static int worker_alloc(struct worker *w, const struct cmr_model_cfg *c, int cap, int train)
+{
+    worker_free(w);
+    w->cap = cap;
+    w->train = train;
+    size_t conv_max = 0, scratch = 0;
+    int bad = !(w->x = malloc((size_t)cap * SEG * sizeof(float)));
+    for (int l = 0; l < CMR_MODEL_BLOCKS && !bad; l++) {
+        int H, W, OH, OW;
+        block_dims(c, l, &H, &W, &OH, &OW);
+        size_t full = (size_t)cap * c->widths[l] * H * W, pooled = (size_t)cap * c->widths[l] * OH * OW;
+        struct cmr_conv2d_dims d = conv_dims(c, l, cap);
+        size_t s = cmr_conv2d_scratch_floats(&d);
+        if (s > scratch)
+            scratch = s;
+        if (full > conv_max)
+            conv_max = full;
+        bad |= !(w->pool[l] = malloc(pooled * sizeof(float)));
+        if (train) {
+            bad |= !(w->conv[l] = malloc(full * sizeof(float)));
+            bad |= !(w->act[l] = malloc(full * sizeof(float)));
+            bad |= !(w->arg[l] = malloc(pooled * sizeof(int32_t)));
+        }
+        if (c->kind == CMR_MODEL_MULTI) {
+            size_t nmt = (size_t)cap * c->widths[l] * OW;
+            bad |= !(w->mt[l] = malloc(nmt * sizeof(float)));
+            bad |= !(w->lvl[l] = malloc((size_t)cap * c->emb * sizeof(float)));
+            if (train)
+                bad |= !(w->mt_arg[l] = malloc(nmt * sizeof(int32_t)));
+        }
+    }
+    if (!train && !bad)
+        bad = !(w->conv[0] = malloc(conv_max * sizeof(float)));
+    if (!bad)
+        bad = !(w->scratch = malloc((scratch ? scratch : 1) * sizeof(float)));
+    if (bad) {
+        worker_free(w);
+        return CMR_ENOMEM;
+    }
+    return CMR_OK;
+}
+
+static int acts_get(struct cmr_model *m)
+{
+    if (m->acts)
+        return CMR_OK;
+    struct cmr_model_acts *a = calloc(1, sizeof *a);
+    if (!a)
+        return CMR_ENOMEM;
+    int bad = 0;
+    for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+        size_t C = (size_t)m->cfg.widths[l];
+        bad |= !(a->bn_mean[l] = malloc(C * sizeof(float)));
+        bad |= !(a->bn_rstd[l] = malloc(C * sizeof(float)));
+        bad |= !(a->scale[l] = malloc(C * sizeof(float)));
+        bad |= !(a->shift[l] = malloc(C * sizeof(float)));
+    }
+    m->acts = a;
+    if (bad) {
+        cmr_model_acts_free(m);
+        return CMR_ENOMEM;
+    }
+    return CMR_OK;
+}
+
+int cmr_model_reserve(struct cmr_model *m, int max_batch, int train, struct cmr_error *err)
+{
+    if (max_batch < 1)
+        return cmr_error_set(err, CMR_EINVAL, "model: batch should be >= 1, got %d", max_batch);
+    if (acts_get(m))
+        return cmr_error_set(err, CMR_ENOMEM, "model: out of memory");
+    struct cmr_model_acts *a = m->acts;
+    int nw = train ? 1 : m->threads, cap = train ? max_batch : (max_batch + nw - 1) / nw;
+    if (nw > MAX_WORKERS)
+        nw = MAX_WORKERS;
+    for (int i = 0; i < nw; i++) {
+        struct worker *w = &a->w[i];
+        if (i < a->nw && w->cap >= cap && (w->train || !train))
+            continue;
+        int keep_train = i < a->nw && w->train; /* worker 0 keeps its training caches */
+        int ncap = i < a->nw && w->cap > cap ? w->cap : cap;
+        if (worker_alloc(w, &m->cfg, ncap, train || keep_train)) {
+            size_t b = worker_bytes(&m->cfg, ncap, train || keep_train);
+            if (i >= a->nw)
+                a->nw = i; /* workers [0, i) are valid */
+            return cmr_error_set(err, CMR_ENOMEM,
+                                 "model: out of memory for the activations of %d segments (%.1f MB)",
+                                 ncap, b / 1e6);
+        }
+        if (i >= a->nw)
+            a->nw = i + 1;
+    }
+    if (train) {
+        int H, W, OH, OW;
+        size_t gmax = 0, pmax = 0;
+        for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+            block_dims(&m->cfg, l, &H, &W, &OH, &OW);
+            size_t full = (size_t)max_batch * m->cfg.widths[l] * H * W;
+            size_t pooled = (size_t)max_batch * m->cfg.widths[l] * OH * OW;
+            gmax = full > gmax ? full : gmax;
+            pmax = pooled > pmax ? pooled : pmax;
+        }
+        size_t dt = (size_t)max_batch * (cmr_model_out_dim(&m->cfg) + 8 * (size_t)m->cfg.emb);
+        if (grow(&a->g1, &a->g1_cap, gmax) || grow(&a->g2, &a->g2_cap, gmax) ||
+            grow(&a->p1, &a->p1_cap, pmax) || grow(&a->p2, &a->p2_cap, pmax) ||
+            grow(&a->dtmp, &a->dtmp_cap, dt))
+            return cmr_error_set(err, CMR_ENOMEM, "model: out of memory for the gradients of %d segments",
+                                 max_batch);
+    }
+    return CMR_OK;
+}
+
+size_t cmr_model_act_bytes(const struct cmr_model *m)
+{
+    const struct cmr_model_acts *a = m->acts;
+    if (!a)
+        return 0;
+    size_t n = 0;
+    for (int i = 0; i < a->nw; i++)
+        n += worker_bytes(&m->cfg, a->w[i].cap, a->w[i].train);
+    n += (a->g1_cap + a->g2_cap + a->p1_cap + a->p2_cap + a->dtmp_cap + a->gx_cap + a->gh0_cap + a->gout_cap +
+          a->gcache_cap + a->gscratch_cap + a->lbuf_cap) * sizeof(float);
+    return n;
+}
+
+int cmr_model_set_threads(struct cmr_model *m, int n)
+{
+    if (n < 1 || n > MAX_WORKERS)
+        return CMR_EINVAL;
+    m->threads = n;
+    if (n > 1)
+        cmr_nn_set_threads(1); /* one owner of threading: ours */
+    return CMR_OK;
+}
+
+/* ---- forward ---- */
+
+/* the fused eval epilogue: out (B,C,OH,OW) = pool(relu(y * scale_c + shift_c)) of y (B,C,H,W) */
+static void bn_relu_pool_eval(float *out, const float *y, const float *scale, const float *shift,
+                              int B, int C, int H, int W, int KH, int KW)
+{
+    int OH = H / KH, OW = W / KW;
+    for (int bc = 0; bc < B * C; bc++) {
+        int c = bc % C;
+        const float s = scale[c], t = shift[c];
+        const float *yp = y + (size_t)bc * H * W;
+        float *op = out + (size_t)bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            for (int ow = 0; ow < OW; ow++) {
+                float mx = 0.0f; /* relu: max(0, ...) */
+                for (int kh = 0; kh < KH; kh++) {
+                    const float *row = yp + (size_t)(oh * KH + kh) * W + ow * KW;
+                    for (int kw = 0; kw < KW; kw++) {
+                        float v = row[kw] * s + t;
+                        mx = v > mx ? v : mx;
+                    }
+                }
+                op[oh * OW + ow] = mx;
+            }
+        }
+    }
+}
+
+/* the eval scale and shift of every block, from the parameters and running statistics */
+static void fold_bn(struct cmr_model *m)
+{
+    struct cmr_model_acts *a = m->acts;
+    for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+        const struct cmr_block_params *p = &m->p.blk[l];
+        for (int c = 0; c < m->cfg.widths[l]; c++) {
+            float s = p->bn_w[c] / sqrtf(m->s.var[l][c] + CMR_BN_EPS);
+            a->scale[l][c] = s;
+            a->shift[l][c] = (p->conv_b[c] - m->s.mean[l][c]) * s + p->bn_b[c];
+        }
+    }
+}
+
+/* the trunk on n segments of worker w; out (n, out dim of forward) */
+static void trunk_forward(struct cmr_model *m, struct worker *w, const float *in, int n, int train,
+                          float *out)
+{
+    const struct cmr_model_cfg *c = &m->cfg;
+    struct cmr_model_acts *a = m->acts;
+    const float mean = c->mel_mean, inv = 1.0f / c->mel_std;
+    size_t nx = (size_t)n * SEG;
+    for (size_t i = 0; i < nx; i++)
+        w->x[i] = (in[i] - mean) * inv;
+    const float *h = w->x;
+    for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+        const struct cmr_block_params *p = &m->p.blk[l];
+        struct cmr_conv2d_dims d = conv_dims(c, l, n);
+        int C = d.OC, HW = d.H * d.W;
+        struct cmr_pool2d_dims pd = {n, C, d.H, d.W, pools[l][0], pools[l][1]};
+        if (train) {
+            cmr_conv2d_forward(w->conv[l], w->scratch, h, p->conv_w, p->conv_b, &d);
+            cmr_batchnorm2d_forward_train(w->act[l], a->bn_mean[l], a->bn_rstd[l], m->s.mean[l],
+                                          m->s.var[l], w->conv[l], p->bn_w, p->bn_b, n, C, HW,
+                                          CMR_BN_MOMENTUM, CMR_BN_EPS);
+            cmr_relu_forward(w->act[l], w->act[l], (size_t)n * C * HW);
+            cmr_maxpool2d_forward(w->pool[l], w->arg[l], w->act[l], &pd);
+            m->bn_count[l]++;
+        } else {
+            cmr_conv2d_forward(w->conv[0], w->scratch, h, p->conv_w, NULL, &d);
+            bn_relu_pool_eval(w->pool[l], w->conv[0], a->scale[l], a->shift[l], n, C, d.H, d.W,
+                              pools[l][0], pools[l][1]);
+        }
+        int OH = d.H / pools[l][0], OW = d.W / pools[l][1];
+        if (c->kind == CMR_MODEL_MULTI) {
+            int nin = C * OW, E = c->emb;
+            if (train) {
+                cmr_maxtime_forward(w->mt[l], w->mt_arg[l], w->pool[l], n, C, OH, OW);
+            } else {
+                /* max over time without the argmax cache */
+                for (int bc = 0; bc < n * C; bc++)
+                    for (int f = 0; f < OW; f++) {
+                        const float *src = w->pool[l] + (size_t)bc * OH * OW + f;
+                        float mx = src[0];
+                        for (int t = 1; t < OH; t++)
+                            mx = src[(size_t)t * OW] > mx ? src[(size_t)t * OW] : mx;
+                        w->mt[l][(size_t)bc * OW + f] = mx;
+                    }
+            }
+            cmr_linear_forward(w->lvl[l], w->mt[l], m->p.head_w[l], m->p.head_b[l], n, nin, E);
+            for (int i = 0; i < n; i++)
+                memcpy(out + ((size_t)i * CMR_MODEL_BLOCKS + l) * E, w->lvl[l] + (size_t)i * E,
+                       (size_t)E * sizeof(float));
+        }
+        h = w->pool[l];
+    }
+    if (c->kind != CMR_MODEL_MULTI)
+        cmr_linear_forward(out, w->pool[4], m->p.fc_w, m->p.fc_b, n, c->widths[4], c->emb);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    trunk_forward(w->m, w, w->in, w->n, 0, w->out);
+    return NULL;
+}
+
+int cmr_model_forward(struct cmr_model *m, const float *x, int n, int train, float *out,
+                      struct cmr_error *err)
+{
+    int rc;
+    if (n < 1)
+        return cmr_error_set(err, CMR_EINVAL, "model: batch should be >= 1, got %d", n);
+    size_t nx = (size_t)n * SEG;
+    for (size_t i = 0; i < nx; i++)
+        if (!isfinite(x[i]))
+            return cmr_error_set(err, CMR_ENAN, "model: segment %zu of the batch holds %s (frame %zu, bin %zu)",
+                                 i / SEG, isnan(x[i]) ? "NaN" : "an infinity", i % SEG / CMR_MODEL_F,
+                                 i % CMR_MODEL_F);
+    if ((rc = cmr_model_reserve(m, n, train, err)))
+        return rc;
+    struct cmr_model_acts *a = m->acts;
+    int D = cmr_model_out_dim(&m->cfg);
+    if (m->cfg.kind == CMR_MODEL_CPC)
+        D = m->cfg.emb;
+    if (train) {
+        trunk_forward(m, &a->w[0], x, n, 1, out);
+        a->n_fwd = n;
+        return CMR_OK;
+    }
+    a->n_fwd = 0; /* an inference pass reuses worker 0's buffers: no backward after it */
+    fold_bn(m);
+    int nw = m->threads < n ? m->threads : n;
+    if (nw <= 1) {
+        trunk_forward(m, &a->w[0], x, n, 0, out);
+        return CMR_OK;
+    }
+    pthread_t th[MAX_WORKERS];
+    int started[MAX_WORKERS] = {0};
+    int per = (n + nw - 1) / nw, i0 = 0;
+    for (int i = 0; i < nw; i++) {
+        struct worker *w = &a->w[i];
+        int cnt = n - i0 < per ? n - i0 : per;
+        w->m = m;
+        w->in = x + (size_t)i0 * SEG;
+        w->out = out + (size_t)i0 * D;
+        w->n = cnt;
+        i0 += cnt;
+        if (cnt > 0 && i > 0)
+            started[i] = !pthread_create(&th[i], NULL, worker_main, w);
+    }
+    if (a->w[0].n > 0)
+        worker_main(&a->w[0]);
+    for (int i = 1; i < nw; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else if (a->w[i].n > 0)
+            worker_main(&a->w[i]); /* could not start a thread: do it here */
+    }
+    return CMR_OK;
+}
+
+/* ---- backward ---- */
+
+int cmr_model_backward(struct cmr_model *m, const float *dout, struct cmr_error *err)
+{
+    struct cmr_model_acts *a = m->acts;
+    const struct cmr_model_cfg *c = &m->cfg;
+    if (!a || !a->n_fwd || !a->w[0].train)
+        return cmr_error_set(err, CMR_ESTATE, "model: backward without a training forward");
+    if (!m->grads)
+        return cmr_error_set(err, CMR_ESTATE, "model: backward before cmr_model_zero_grad");
+    struct worker *w = &a->w[0];
+    int n = a->n_fwd, E = c->emb;
+    float *dcur = a->p1, *dprev = a->p2;
+    if (c->kind != CMR_MODEL_MULTI) {
+        memset(dcur, 0, (size_t)n * c->widths[4] * sizeof(float));
+        cmr_linear_backward(dcur, m->g.fc_w, m->g.fc_b, dout, w->pool[4], m->p.fc_w, n, c->widths[4], E);
+    } else {
+        int H, W, OH, OW;
+        block_dims(c, 4, &H, &W, &OH, &OW);
+        memset(dcur, 0, (size_t)n * c->widths[4] * OH * OW * sizeof(float));
+    }
+    for (int l = CMR_MODEL_BLOCKS - 1; l >= 0; l--) {
+        struct cmr_conv2d_dims d = conv_dims(c, l, n);
+        int C = d.OC, HW = d.H * d.W, OH = d.H / pools[l][0], OW = d.W / pools[l][1];
+        struct cmr_pool2d_dims pd = {n, C, d.H, d.W, pools[l][0], pools[l][1]};
+        size_t full = (size_t)n * C * HW;
+        if (c->kind == CMR_MODEL_MULTI) {
+            size_t nmt = (size_t)n * C * OW;
+            /* dtmp holds (n, emb) + (n, C*OW) */
+            if (grow(&a->dtmp, &a->dtmp_cap, (size_t)n * E + nmt))
+                return cmr_error_set(err, CMR_ENOMEM, "model: out of memory");
+            float *dl = a->dtmp, *dmt = a->dtmp + (size_t)n * E;
+            for (int i = 0; i < n; i++)
+                memcpy(dl + (size_t)i * E, dout + ((size_t)i * CMR_MODEL_BLOCKS + l) * E,
+                       (size_t)E * sizeof(float));
+            memset(dmt, 0, nmt * sizeof(float));
+            cmr_linear_backward(dmt, m->g.head_w[l], m->g.head_b[l], dl, w->mt[l], m->p.head_w[l], n,
+                                C * OW, E);
+            cmr_maxtime_backward(dcur, dmt, w->mt_arg[l], n, C, OH, OW);
+        }
+        memset(a->g1, 0, full * sizeof(float));
+        cmr_maxpool2d_backward(a->g1, dcur, w->arg[l], &pd);
+        memset(a->g2, 0, full * sizeof(float));
+        cmr_relu_backward(a->g2, a->g1, w->act[l], full);
+        memset(a->g1, 0, full * sizeof(float));
+        cmr_batchnorm2d_backward(a->g1, m->g.blk[l].bn_w, m->g.blk[l].bn_b, a->g2, w->conv[l],
+                                 m->p.blk[l].bn_w, a->bn_mean[l], a->bn_rstd[l], n, C, HW);
+        if (l > 0) {
+            memset(dprev, 0, (size_t)n * d.C * HW * sizeof(float));
+            cmr_conv2d_backward(dprev, m->g.blk[l].conv_w, m->g.blk[l].conv_b, w->scratch, a->g1,
+                                w->pool[l - 1], m->p.blk[l].conv_w, &d);
+        } else {
+            cmr_conv2d_backward(NULL, m->g.blk[l].conv_w, m->g.blk[l].conv_b, w->scratch, a->g1, w->x,
+                                m->p.blk[l].conv_w, &d);
+        }
+        float *t = dcur;
+        dcur = dprev;
+        dprev = t;
+    }
+    return CMR_OK;
+}
+
+/* ---- the GRU of MelCPC ---- */
+
+int cmr_model_gru_forward(struct cmr_model *m, const float *z, const float *h0, int B, int S,
+                          int train, float *c, struct cmr_error *err)
+{
+    const struct cmr_model_cfg *cf = &m->cfg;
+    if (cf->kind != CMR_MODEL_CPC)
+        return cmr_error_set(err, CMR_ESTATE, "model: a %s model has no GRU", cmr_model_kind_name(cf->kind));
+    if (B < 1 || S < 1)
+        return cmr_error_set(err, CMR_EINVAL, "model: GRU batch and steps should be >= 1, got %d, %d", B, S);
+    if (acts_get(m))
+        return cmr_error_set(err, CMR_ENOMEM, "model: out of memory");
+    struct cmr_model_acts *a = m->acts;
+    struct cmr_gru_dims d = {B, S, cf->emb, cf->hidden};
+    size_t nx = (size_t)B * S * cf->emb, nh = (size_t)B * cf->hidden, no = (size_t)B * S * cf->hidden;
+    if (grow(&a->gx, &a->gx_cap, nx) || grow(&a->gh0, &a->gh0_cap, nh) ||
+        grow(&a->gout, &a->gout_cap, no) || grow(&a->gcache, &a->gcache_cap, cmr_gru_cache_floats(&d)) ||
+        grow(&a->gscratch, &a->gscratch_cap, cmr_gru_scratch_floats(&d)))
+        return cmr_error_set(err, CMR_ENOMEM, "model: out of memory for the GRU");
+    memcpy(a->gx, z, nx * sizeof(float));
+    if (h0)
+        memcpy(a->gh0, h0, nh * sizeof(float));
+    cmr_gru_forward(a->gout, a->gcache, a->gscratch, a->gx, h0 ? a->gh0 : NULL, m->p.gru_w_ih,
+                    m->p.gru_w_hh, m->p.gru_b_ih, m->p.gru_b_hh, &d);
+    memcpy(c, a->gout, no * sizeof(float));
+    a->gB = B;
+    a->gS = S;
+    a->g_has_h0 = h0 != NULL;
+    a->g_train = train;
+    return CMR_OK;
+}
+
+int cmr_model_gru_backward(struct cmr_model *m, const float *dc, float *dz, struct cmr_error *err)
+{
+    struct cmr_model_acts *a = m->acts;
+    if (!a || !a->g_train)
+        return cmr_error_set(err, CMR_ESTATE, "model: GRU backward without a training GRU forward");
+    if (!m->grads)
+        return cmr_error_set(err, CMR_ESTATE, "model: backward before cmr_model_zero_grad");
+    struct cmr_gru_dims d = {a->gB, a->gS, m->cfg.emb, m->cfg.hidden};
+    cmr_gru_backward(dz, NULL, m->g.gru_w_ih, m->g.gru_w_hh, m->g.gru_b_ih, m->g.gru_b_hh, a->gscratch,
+                     dc, a->gout, a->gcache, a->gx, a->g_has_h0 ? a->gh0 : NULL, m->p.gru_w_ih,
+                     m->p.gru_w_hh, &d);
+    return CMR_OK;
+}
+
+/* ---- losses ---- */
+
+/* rows [r0, r0+B) of x (rows of ld floats), columns [c0, c0+D) -> dst (B, D) */
+static void gather(float *dst, const float *x, int ld, int stride, int r0, int B, int c0, int D)
+{
+    for (int i = 0; i < B; i++)
+        memcpy(dst + (size_t)i * D, x + (size_t)(r0 + (size_t)i * stride) * ld + c0, (size_t)D * sizeof(float));
+}
+
+/* x rows += src, the inverse of gather */
+static void scatter_add(float *x, const float *src, int ld, int stride, int r0, int B, int c0, int D)
+{
+    for (int i = 0; i < B; i++) {
+        float *row = x + (size_t)(r0 + (size_t)i * stride) * ld + c0;
+        for (int j = 0; j < D; j++)
+            row[j] += src[(size_t)i * D + j];
+    }
+}
+
+int cmr_model_loss(struct cmr_model *m, const float *x, int B, float tau, int backward,
+                   double *loss, int *correct, struct cmr_error *err)
+{
+    const struct cmr_model_cfg *c = &m->cfg;
+    int rc, E = c->emb, ncorrect = 0;
+    double L = 0;
+    if (B < 2)
+        return cmr_error_set(err, CMR_EINVAL, "model: a contrastive batch needs >= 2 examples, got %d", B);
+    if (!(tau > 0))
+        return cmr_error_set(err, CMR_EINVAL, "model: temperature should be > 0, got %g", tau);
+    if (backward && !m->grads)
+        return cmr_error_set(err, CMR_ESTATE, "model: loss backward before cmr_model_zero_grad");
+    if (acts_get(m))
+        return cmr_error_set(err, CMR_ENOMEM, "model: out of memory");
+    struct cmr_model_acts *a = m->acts;
+
+    if (c->kind != CMR_MODEL_CPC) {
+        int n = 2 * B, D = cmr_model_out_dim(c), nl = c->kind == CMR_MODEL_MULTI ? CMR_MODEL_BLOCKS : 1;
+        /* emb (n, D), demb (n, D), per level: a, p, da, dp (B, E), probs (B, B) */
+        size_t need = 2 * (size_t)n * D + 4 * (size_t)B * E + (size_t)B * B;
+        if (grow(&a->lbuf, &a->lbuf_cap, need))
+            return cmr_error_set(err, CMR_ENOMEM, "model: out of memory");
+        float *emb = a->lbuf, *demb = emb + (size_t)n * D, *fa = demb + (size_t)n * D,
+              *fp = fa + (size_t)B * E, *da = fp + (size_t)B * E, *dp = da + (size_t)B * E,
+              *probs = dp + (size_t)B * E;
+        if ((rc = cmr_model_forward(m, x, n, 1, emb, err)))
+            return rc;
+        memset(demb, 0, (size_t)n * D * sizeof(float));
+        for (int l = 0; l < nl; l++) {
+            gather(fa, emb, D, 1, 0, B, l * E, E);
+            gather(fp, emb, D, 1, B, B, l * E, E);
+            L += cmr_infonce_forward(probs, fa, fp, B, E, tau) / nl;
+            ncorrect += cmr_infonce_correct(probs, B);
+            if (backward) {
+                memset(da, 0, 2 * (size_t)B * E * sizeof(float));
+                cmr_infonce_backward(da, dp, probs, fa, fp, B, E, tau, 1.0f / nl);
+                scatter_add(demb, da, D, 1, 0, B, l * E, E);
+                scatter_add(demb, dp, D, 1, B, B, l * E, E);
+            }
+        }
+        if (backward && (rc = cmr_model_backward(m, demb, err)))
+            return rc;
+    } else {
+        int S = c->context + c->k, n = B * S, H = c->hidden, T = c->context;
+        /* z, dz (n, E); zc, dzc (B, T, E); cs, dc (B, T, H); ct, dct (B, H);
+         * pred, dpred, y, dy (B, E); probs (B, B) */
+        size_t need = 2 * (size_t)n * E + 2 * (size_t)B * T * E + 2 * (size_t)B * T * H +
+                      2 * (size_t)B * H + 4 * (size_t)B * E + (size_t)B * B;
+        if (grow(&a->lbuf, &a->lbuf_cap, need))
+            return cmr_error_set(err, CMR_ENOMEM, "model: out of memory");
+        float *z = a->lbuf, *dz = z + (size_t)n * E, *zc = dz + (size_t)n * E,
+              *dzc = zc + (size_t)B * T * E, *cs = dzc + (size_t)B * T * E, *dc = cs + (size_t)B * T * H,
+              *ct = dc + (size_t)B * T * H, *dct = ct + (size_t)B * H, *pred = dct + (size_t)B * H,
+              *dpred = pred + (size_t)B * E, *y = dpred + (size_t)B * E, *dy = y + (size_t)B * E,
+              *probs = dy + (size_t)B * E;
+        if ((rc = cmr_model_forward(m, x, n, 1, z, err)))
+            return rc;
+        /* zc[b, t] = z[b*S + t] */
+        for (int b = 0; b < B; b++)
+            memcpy(zc + (size_t)b * T * E, z + (size_t)b * S * E, (size_t)T * E * sizeof(float));
+        if ((rc = cmr_model_gru_forward(m, zc, NULL, B, T, 1, cs, err)))
+            return rc;
+        gather(ct, cs, H, T, T - 1, B, 0, H);
+        if (backward) {
+            memset(dz, 0, (size_t)n * E * sizeof(float));
+            memset(dct, 0, (size_t)B * H * sizeof(float));
+        }
+        for (int k = 0; k < c->k; k++) {
+            cmr_linear_forward(pred, ct, m->p.pred_w[k], m->p.pred_b[k], B, H, E);
+            gather(y, z, E, S, T + k, B, 0, E);
+            L += cmr_infonce_forward(probs, pred, y, B, E, tau);
+            ncorrect += cmr_infonce_correct(probs, B);
+            if (backward) {
+                memset(dpred, 0, (size_t)B * E * sizeof(float));
+                memset(dy, 0, (size_t)B * E * sizeof(float));
+                cmr_infonce_backward(dpred, dy, probs, pred, y, B, E, tau, 1.0f);
+                cmr_linear_backward(dct, m->g.pred_w[k], m->g.pred_b[k], dpred, ct, m->p.pred_w[k], B, H, E);
+                scatter_add(dz, dy, E, S, T + k, B, 0, E);
+            }
+        }
+        if (backward) {
+            memset(dc, 0, (size_t)B * T * H * sizeof(float));
+            for (int b = 0; b < B; b++)
+                memcpy(dc + ((size_t)b * T + T - 1) * H, dct + (size_t)b * H, (size_t)H * sizeof(float));
+            memset(dzc, 0, (size_t)B * T * E * sizeof(float));
+            if ((rc = cmr_model_gru_backward(m, dc, dzc, err)))
+                return rc;
+            for (int b = 0; b < B; b++) {
+                float *dst = dz + (size_t)b * S * E;
+                const float *src = dzc + (size_t)b * T * E;
+                for (size_t j = 0; j < (size_t)T * E; j++)
+                    dst[j] += src[j];
+            }
+            if ((rc = cmr_model_backward(m, dz, err)))
+                return rc;
+        }
+    }
+    if (!isfinite(L))
+        return cmr_error_set(err, CMR_ENUMERIC, "model: the loss is not finite (%g)", L);
+    if (loss)
+        *loss = L;
+    if (correct)
+        *correct = ncorrect;
+    return CMR_OK;
+}

@@ -1,0 +1,866 @@
+/* safetensors reader and writer; see safetensors.h. */
+#include "safetensors.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[] = {
+    [CMR_ST_F32] = {"F32", 4}, [CMR_ST_F64] = {"F64", 8},  [CMR_ST_F16] = {"F16", 2},
+    [CMR_ST_BF16] = {"BF16", 2}, [CMR_ST_I64] = {"I64", 8}, [CMR_ST_I32] = {"I32", 4},
+};
+#define N_DTYPES ((int)(sizeof dtypes / sizeof dtypes[0]))
+
+const char *cmr_st_dtype_name(enum cmr_st_dtype d)
+{
+    return (int)d >= 0 && (int)d < N_DTYPES ? dtypes[d].name : "?";
+}
+
+size_t cmr_st_numel(const struct cmr_st_tensor *t)
+{
+    size_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= (size_t)t->shape[i];
+    return n;
+}
+
+/* ---- a strict JSON parser for the safetensors header schema ---- */
+
+struct json {
+    const char *s;     /* header text */
+    size_t n, i;       /* length, position */
+    const char *file;  /* for messages */
+    struct cmr_error *err;
+};
+
+static int jfail(struct json *j, const char *what)
+{
+    return cmr_error_set(j->err, CMR_EFORMAT, "%s: safetensors header: %s at byte %zu", j->file,
+                         what, j->i + 8);
+}
+
+static void jws(struct json *j)
+{
+    while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' ||
+                           j->s[j->i] == '\r'))
+        j->i++;
+}
+
+static int jexpect(struct json *j, char c)
+{
+    jws(j);
+    if (j->i >= j->n || j->s[j->i] != c) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "expected '%c'", c);
+        return jfail(j, msg);
+    }
+    j->i++;
+    return CMR_OK;
+}
+
+/* peeks the next non-space character (0 at the end) */
+static char jpeek(struct json *j)
+{
+    jws(j);
+    return j->i < j->n ? j->s[j->i] : 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+static int jhex4(struct json *j, unsigned *u)
+{
+    if (j->n - j->i < 4)
+        return jfail(j, "truncated \\u escape");
+    *u = 0;
+    for (int k = 0; k < 4; k++) {
+        int h = hexval(j->s[j->i + k]);
+        if (h < 0)
+            return jfail(j, "bad \\u escape");
+        *u = *u << 4 | (unsigned)h;
+    }
+    j->i += 4;
+    return CMR_OK;
+}
+
+/* parses a JSON string into a malloc'ed UTF-8 C string (NUL characters refused) */
+static int jstring(struct json *j, char **out)
+{
+    int rc = jexpect(j, '"');
+    if (rc)
+        return rc;
+    size_t cap = 32, len = 0;
+    char *b = malloc(cap);
+    if (!b)
+        return cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->file);
+    for (;;) {
+        if (j->i >= j->n) {
+            free(b);
+            return jfail(j, "unterminated string");
+        }
+        unsigned char c = (unsigned char)j->s[j->i++];
+        unsigned cp;
+        if (c == '"')
+            break;
+        if (c < 0x20) {
+            free(b);
+            return jfail(j, "control character in string");
+        }
+        if (len + 5 > cap) {
+            char *nb = realloc(b, cap *= 2);
+            if (!nb) {
+                free(b);
+                return cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->file);
+            }
+            b = nb;
+        }
+        if (c != '\\') {
+            b[len++] = (char)c;
+            continue;
+        }
+        if (j->i >= j->n) {
+            free(b);
+            return jfail(j, "unterminated string");
+        }
+        c = (unsigned char)j->s[j->i++];
+        switch (c) {
+        case '"': b[len++] = '"'; continue;
+        case '\\': b[len++] = '\\'; continue;
+        case '/': b[len++] = '/'; continue;
+        case 'b': b[len++] = '\b'; continue;
+        case 'f': b[len++] = '\f'; continue;
+        case 'n': b[len++] = '\n'; continue;
+        case 'r': b[len++] = '\r'; continue;
+        case 't': b[len++] = '\t'; continue;
+        case 'u': break;
+        default: free(b); return jfail(j, "bad escape in string");
+        }
+        if ((rc = jhex4(j, &cp))) {
+            free(b);
+            return rc;
+        }
+        if (cp >= 0xd800 && cp < 0xdc00) { /* high surrogate: a low one must follow */
+            unsigned lo;
+            if (j->n - j->i < 2 || j->s[j->i] != '\\' || j->s[j->i + 1] != 'u') {
+                free(b);
+                return jfail(j, "unpaired surrogate in string");
+            }
+            j->i += 2;
+            if ((rc = jhex4(j, &lo))) {
+                free(b);
+                return rc;
+            }
+            if (lo < 0xdc00 || lo >= 0xe000) {
+                free(b);
+                return jfail(j, "unpaired surrogate in string");
+            }
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        } else if (cp >= 0xdc00 && cp < 0xe000) {
+            free(b);
+            return jfail(j, "unpaired surrogate in string");
+        }
+        if (cp == 0) {
+            free(b);
+            return jfail(j, "NUL character in string");
+        }
+        if (cp < 0x80) {
+            b[len++] = (char)cp;
+        } else if (cp < 0x800) {
+            b[len++] = (char)(0xc0 | cp >> 6);
+            b[len++] = (char)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+            b[len++] = (char)(0xe0 | cp >> 12);
+            b[len++] = (char)(0x80 | (cp >> 6 & 0x3f));
+            b[len++] = (char)(0x80 | (cp & 0x3f));
+        } else {
+            b[len++] = (char)(0xf0 | cp >> 18);
+            b[len++] = (char)(0x80 | (cp >> 12 & 0x3f));
+            b[len++] = (char)(0x80 | (cp >> 6 & 0x3f));
+            b[len++] = (char)(0x80 | (cp & 0x3f));
+        }
+    }
+    b[len] = 0;
+    *out = b;
+    return CMR_OK;
+}
+
+/* a non-negative integer below 2^53 (no sign, fraction or exponent) */
+static int juint(struct json *j, uint64_t *v)
+{
+    jws(j);
+    size_t start = j->i;
+    uint64_t x = 0;
+    while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') {
+        x = x * 10 + (uint64_t)(j->s[j->i] - '0');
+        if (x >= (1ULL << 53))
+            return jfail(j, "integer too large");
+        j->i++;
+    }
+    if (j->i == start)
+        return jfail(j, "expected a non-negative integer");
+    if (j->i - start > 1 && j->s[start] == '0')
+        return jfail(j, "leading zero in integer");
+    if (j->i < j->n && (j->s[j->i] == '.' || j->s[j->i] == 'e' || j->s[j->i] == 'E'))
+        return jfail(j, "expected an integer");
+    *v = x;
+    return CMR_OK;
+}
+
+/* [u, u, ...] with at most max entries */
+static int juint_array(struct json *j, uint64_t *v, int max, int *n)
+{
+    int rc = jexpect(j, '[');
+    if (rc)
+        return rc;
+    *n = 0;
+    if (jpeek(j) == ']') {
+        j->i++;
+        return CMR_OK;
+    }
+    for (;;) {
+        if (*n >= max)
+            return jfail(j, "array too long");
+        if ((rc = juint(j, &v[(*n)++])))
+            return rc;
+        char c = jpeek(j);
+        j->i++;
+        if (c == ']')
+            return CMR_OK;
+        if (c != ',') {
+            j->i--;
+            return jfail(j, "expected ',' or ']'");
+        }
+    }
+}
+
+static int parse_metadata(struct json *j, struct cmr_safetensors *st)
+{
+    int rc = jexpect(j, '{'), cap = 0;
+    if (rc)
+        return rc;
+    if (jpeek(j) == '}') {
+        j->i++;
+        return CMR_OK;
+    }
+    for (;;) {
+        char *k = NULL, *v = NULL;
+        if ((rc = jstring(j, &k)) || (rc = jexpect(j, ':')) || (rc = jstring(j, &v))) {
+            free(k);
+            return rc;
+        }
+        for (int i = 0; i < st->n_meta; i++)
+            if (!strcmp(st->meta[i].key, k)) {
+                free(k);
+                free(v);
+                return jfail(j, "duplicate __metadata__ key");
+            }
+        if (st->n_meta == cap) {
+            struct cmr_st_meta *nm = realloc(st->meta, sizeof *nm * (size_t)(cap = cap ? 2 * cap : 8));
+            if (!nm) {
+                free(k);
+                free(v);
+                return cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->file);
+            }
+            st->meta = nm;
+        }
+        st->meta[st->n_meta].key = k;
+        st->meta[st->n_meta++].val = v;
+        char c = jpeek(j);
+        j->i++;
+        if (c == '}')
+            return CMR_OK;
+        if (c != ',') {
+            j->i--;
+            return jfail(j, "expected ',' or '}' in __metadata__ (values must be strings)");
+        }
+    }
+}
+
+static int parse_tensor(struct json *j, struct cmr_st_tensor *t)
+{
+    int rc = jexpect(j, '{'), seen = 0;
+    if (rc)
+        return rc;
+    for (;;) {
+        char *k = NULL;
+        if ((rc = jstring(j, &k)) || (rc = jexpect(j, ':'))) {
+            free(k);
+            return rc;
+        }
+        if (!strcmp(k, "dtype") && !(seen & 1)) {
+            char *d = NULL;
+            seen |= 1;
+            if ((rc = jstring(j, &d))) {
+                free(k);
+                return rc;
+            }
+            int found = -1;
+            for (int i = 0; i < N_DTYPES; i++)
+                if (!strcmp(d, dtypes[i].name))
+                    found = i;
+            if (found < 0) {
+                cmr_error_set(j->err, CMR_EDTYPE,
+                              "%s: tensor '%s' has dtype %s (cmr reads F32, F64, F16, BF16, I64, I32)",
+                              j->file, t->name, d);
+                free(d);
+                free(k);
+                return CMR_EDTYPE;
+            }
+            t->dtype = (enum cmr_st_dtype)found;
+            free(d);
+        } else if (!strcmp(k, "shape") && !(seen & 2)) {
+            uint64_t v[CMR_ST_MAX_DIMS];
+            seen |= 2;
+            if ((rc = juint_array(j, v, CMR_ST_MAX_DIMS, &t->ndim))) {
+                free(k);
+                return rc;
+            }
+            for (int i = 0; i < t->ndim; i++)
+                t->shape[i] = (int64_t)v[i];
+        } else if (!strcmp(k, "data_offsets") && !(seen & 4)) {
+            uint64_t v[2];
+            int n;
+            seen |= 4;
+            if ((rc = juint_array(j, v, 2, &n))) {
+                free(k);
+                return rc;
+            }
+            if (n != 2) {
+                free(k);
+                return jfail(j, "data_offsets needs two integers");
+            }
+            t->begin = v[0];
+            t->end = v[1];
+        } else {
+            free(k);
+            return jfail(j, "unexpected or repeated key in a tensor entry");
+        }
+        free(k);
+        char c = jpeek(j);
+        j->i++;
+        if (c == '}')
+            break;
+        if (c != ',') {
+            j->i--;
+            return jfail(j, "expected ',' or '}'");
+        }
+    }
+    if (seen != 7)
+        return cmr_error_set(j->err, CMR_EFORMAT,
+                             "%s: tensor '%s' lacks dtype, shape or data_offsets", j->file, t->name);
+    return CMR_OK;
+}
+
+static int parse_header(struct json *j, struct cmr_safetensors *st)
+{
+    int rc = jexpect(j, '{'), cap = 0, seen_meta = 0;
+    if (rc)
+        return rc;
+    if (jpeek(j) == '}') {
+        j->i++;
+    } else {
+        for (;;) {
+            char *k = NULL;
+            if ((rc = jstring(j, &k)))
+                return rc;
+            if ((rc = jexpect(j, ':'))) {
+                free(k);
+                return rc;
+            }
+            if (!strcmp(k, "__metadata__")) {
+                free(k);
+                if (seen_meta++)
+                    return jfail(j, "duplicate __metadata__");
+                if ((rc = parse_metadata(j, st)))
+                    return rc;
+            } else {
+                if (strlen(k) > CMR_ST_MAX_NAME) {
+                    free(k);
+                    return jfail(j, "tensor name too long");
+                }
+                if (cmr_safetensors_find(st, k)) {
+                    cmr_error_set(j->err, CMR_EFORMAT, "%s: tensor '%s' appears twice", j->file, k);
+                    free(k);
+                    return CMR_EFORMAT;
+                }
+                if (st->n_tensors == cap) {
+                    struct cmr_st_tensor *nt =
+                        realloc(st->tensors, sizeof *nt * (size_t)(cap = cap ? 2 * cap : 16));
+                    if (!nt) {
+                        free(k);
+                        return cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->file);
+                    }
+                    st->tensors = nt;
+                }
+                struct cmr_st_tensor *t = &st->tensors[st->n_tensors++];
+                memset(t, 0, sizeof *t);
+                t->name = k;
+                if ((rc = parse_tensor(j, t)))
+                    return rc;
+            }
+            char c = jpeek(j);
+            j->i++;
+            if (c == '}')
+                break;
+            if (c != ',') {
+                j->i--;
+                return jfail(j, "expected ',' or '}'");
+            }
+        }
+    }
+    jws(j);
+    if (j->i != j->n)
+        return jfail(j, "trailing characters after the header object");
+    return CMR_OK;
+}
+
+static int cmp_begin(const void *a, const void *b)
+{
+    const struct cmr_st_tensor *x = *(const struct cmr_st_tensor *const *)a;
+    const struct cmr_st_tensor *y = *(const struct cmr_st_tensor *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* each tensor's range is dtype x shape bytes, inside the data area, and no two overlap */
+static int check_ranges(struct cmr_safetensors *st, const char *file, struct cmr_error *err)
+{
+    for (int i = 0; i < st->n_tensors; i++) {
+        struct cmr_st_tensor *t = &st->tensors[i];
+        uint64_t n = dtypes[t->dtype].size;
+        for (int d = 0; d < t->ndim; d++) {
+            if (t->shape[d] != 0 && n > UINT64_MAX / (uint64_t)t->shape[d])
+                return cmr_error_set(err, CMR_EFORMAT, "%s: tensor '%s': shape too large", file,
+                                     t->name);
+            n *= (uint64_t)t->shape[d];
+        }
+        if (t->end < t->begin || t->end - t->begin != n)
+            return cmr_error_set(err, CMR_EFORMAT,
+                                 "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+                                 "] hold %" PRIu64 " bytes, dtype x shape needs %" PRIu64,
+                                 file, t->name, t->begin, t->end,
+                                 t->end >= t->begin ? t->end - t->begin : 0, n);
+        if (t->end > st->data_len)
+            return cmr_error_set(err, CMR_ETRUNCATED,
+                                 "%s: tensor '%s' ends at byte %" PRIu64
+                                 " of the data but the file holds %zu (truncated?)",
+                                 file, t->name, t->end, st->data_len);
+    }
+    if (st->n_tensors < 2)
+        return CMR_OK;
+    const struct cmr_st_tensor **order = malloc(sizeof *order * (size_t)st->n_tensors);
+    if (!order)
+        return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", file);
+    for (int i = 0; i < st->n_tensors; i++)
+        order[i] = &st->tensors[i];
+    qsort(order, (size_t)st->n_tensors, sizeof *order, cmp_begin);
+    int rc = CMR_OK;
+    const struct cmr_st_tensor *last = order[0]; /* the one reaching furthest so far */
+    for (int i = 1; i < st->n_tensors; i++) {
+        if (order[i]->end > order[i]->begin && order[i]->begin < last->end) {
+            rc = cmr_error_set(err, CMR_EFORMAT, "%s: tensors '%s' and '%s' overlap", file,
+                               last->name, order[i]->name);
+            break;
+        }
+        if (order[i]->end > last->end)
+            last = order[i];
+    }
+    free(order);
+    return rc;
+}
+
+void cmr_safetensors_free(struct cmr_safetensors *st)
+{
+    if (!st)
+        return;
+    for (int i = 0; i < st->n_tensors; i++)
+        free(st->tensors[i].name);
+    for (int i = 0; i < st->n_meta; i++) {
+        free(st->meta[i].key);
+        free(st->meta[i].val);
+    }
+    free(st->tensors);
+    free(st->meta);
+    free(st->data);
+    free(st);
+}
+
+int cmr_safetensors_parse(const void *buf, size_t len, const char *name,
+                          struct cmr_safetensors **out, struct cmr_error *err)
+{
+    const unsigned char *b = buf;
+    *out = NULL;
+    if (len < 8)
+        return cmr_error_set(err, CMR_ETRUNCATED,
+                             "%s: not a safetensors file (%zu bytes, shorter than the 8-byte header length)",
+                             name, len);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | b[i];
+    if (n < 2 || n > CMR_ST_MAX_HEADER)
+        return cmr_error_set(err, CMR_EFORMAT,
+                             "%s: not a safetensors file (header length %" PRIu64
+                             " outside [2, %" PRIu64 "])",
+                             name, n, CMR_ST_MAX_HEADER);
+    if (n > len - 8)
+        return cmr_error_set(err, CMR_ETRUNCATED,
+                             "%s: header of %" PRIu64 " bytes but only %zu follow (truncated?)", name,
+                             n, len - 8);
+    if (b[8] != '{')
+        return cmr_error_set(err, CMR_EFORMAT, "%s: not a safetensors file (header is not a JSON object)",
+                             name);
+    struct cmr_safetensors *st = calloc(1, sizeof *st);
+    if (!st)
+        return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", name);
+    struct json j = {(const char *)b + 8, (size_t)n, 0, name, err};
+    int rc = parse_header(&j, st);
+    if (!rc) {
+        st->data_len = len - 8 - (size_t)n;
+        rc = check_ranges(st, name, err);
+    }
+    if (!rc && st->data_len) {
+        st->data = malloc(st->data_len);
+        if (!st->data)
+            rc = cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", name);
+        else
+            memcpy(st->data, b + 8 + n, st->data_len);
+    }
+    if (rc) {
+        cmr_safetensors_free(st);
+        return rc;
+    }
+    *out = st;
+    return CMR_OK;
+}
+
+int cmr_safetensors_read(const char *path, struct cmr_safetensors **out, struct cmr_error *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cmr_error_set(err, CMR_EIO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return cmr_error_set(err, CMR_EIO, "%s: not a regular file", path);
+    }
+    size_t len = (size_t)sb.st_size;
+    unsigned char *buf = malloc(len ? len : 1);
+    if (!buf) {
+        fclose(f);
+        return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory (%zu bytes)", path, len);
+    }
+    size_t got = fread(buf, 1, len, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || got != len) {
+        free(buf);
+        return cmr_error_set(err, CMR_EIO, "%s: read failed", path);
+    }
+    int rc = cmr_safetensors_parse(buf, len, path, out, err);
+    free(buf);
+    return rc;
+}
+
+const struct cmr_st_tensor *cmr_safetensors_find(const struct cmr_safetensors *st, const char *name)
+{
+    for (int i = 0; i < st->n_tensors; i++)
+        if (!strcmp(st->tensors[i].name, name))
+            return &st->tensors[i];
+    return NULL;
+}
+
+const char *cmr_safetensors_meta(const struct cmr_safetensors *st, const char *key)
+{
+    for (int i = 0; i < st->n_meta; i++)
+        if (!strcmp(st->meta[i].key, key))
+            return st->meta[i].val;
+    return NULL;
+}
+
+static float half_to_float(uint16_t h)
+{
+    int e = h >> 10 & 0x1f, m = h & 0x3ff;
+    float v;
+    if (e == 0)
+        v = ldexpf((float)m, -24);
+    else if (e == 31)
+        v = m ? NAN : INFINITY;
+    else
+        v = ldexpf((float)(m | 0x400), e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+void cmr_safetensors_get(const struct cmr_safetensors *st, const struct cmr_st_tensor *t, float *dst)
+{
+    const unsigned char *p = st->data + t->begin;
+    size_t n = cmr_st_numel(t);
+    for (size_t i = 0; i < n; i++) {
+        switch (t->dtype) {
+        case CMR_ST_F32: {
+            float v;
+            memcpy(&v, p + 4 * i, 4);
+            dst[i] = v;
+            break;
+        }
+        case CMR_ST_F64: {
+            double v;
+            memcpy(&v, p + 8 * i, 8);
+            dst[i] = (float)v;
+            break;
+        }
+        case CMR_ST_F16: {
+            uint16_t v;
+            memcpy(&v, p + 2 * i, 2);
+            dst[i] = half_to_float(v);
+            break;
+        }
+        case CMR_ST_BF16: {
+            uint16_t v;
+            uint32_t u;
+            memcpy(&v, p + 2 * i, 2);
+            u = (uint32_t)v << 16;
+            memcpy(&dst[i], &u, 4);
+            break;
+        }
+        case CMR_ST_I64: {
+            int64_t v;
+            memcpy(&v, p + 8 * i, 8);
+            dst[i] = (float)v;
+            break;
+        }
+        case CMR_ST_I32: {
+            int32_t v;
+            memcpy(&v, p + 4 * i, 4);
+            dst[i] = (float)v;
+            break;
+        }
+        }
+    }
+}
+
+/* ---- writer ---- */
+
+struct sbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns) {
+            b->oom = 1;
+            return;
+        }
+        b->s = ns;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = 0;
+}
+
+static void sb_str(struct sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+__attribute__((format(printf, 2, 3))) static void sb_fmt(struct sbuf *b, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* a JSON string literal (UTF-8 passed through, control characters escaped) */
+static void sb_json(struct sbuf *b, const char *s)
+{
+    sb_put(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            sb_put(b, e, 2);
+        } else if (c < 0x20) {
+            sb_fmt(b, "\\u%04x", c);
+        } else {
+            sb_put(b, (const char *)&c, 1);
+        }
+    }
+    sb_put(b, "\"", 1);
+}
+
+int cmr_safetensors_write(const char *path, const struct cmr_st_out *tensors, int n_tensors,
+                          const struct cmr_st_meta *meta, int n_meta, struct cmr_error *err)
+{
+    struct sbuf h = {0};
+    uint64_t off = 0;
+    sb_str(&h, "{");
+    if (n_meta > 0) {
+        sb_str(&h, "\"__metadata__\":{");
+        for (int i = 0; i < n_meta; i++) {
+            if (i)
+                sb_str(&h, ",");
+            sb_json(&h, meta[i].key);
+            sb_str(&h, ":");
+            sb_json(&h, meta[i].val);
+        }
+        sb_str(&h, "}");
+    }
+    for (int i = 0; i < n_tensors; i++) {
+        const struct cmr_st_out *t = &tensors[i];
+        uint64_t n = 4;
+        for (int d = 0; d < t->ndim; d++)
+            n *= (uint64_t)t->shape[d];
+        if (i || n_meta > 0)
+            sb_str(&h, ",");
+        sb_json(&h, t->name);
+        sb_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < t->ndim; d++)
+            sb_fmt(&h, "%s%" PRId64, d ? "," : "", t->shape[d]);
+        sb_fmt(&h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + n);
+        off += n;
+    }
+    sb_str(&h, "}");
+    while (!h.oom && h.len % 8)
+        sb_str(&h, " ");
+    if (h.oom) {
+        free(h.s);
+        return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", path);
+    }
+    struct cmr_atomic a;
+    int rc = cmr_atomic_open(&a, path, err);
+    if (rc) {
+        free(h.s);
+        return rc;
+    }
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
+    int bad = fwrite(len8, 1, 8, a.f) != 8 || fwrite(h.s, 1, h.len, a.f) != h.len;
+    free(h.s);
+    for (int i = 0; i < n_tensors && !bad; i++) {
+        size_t n = 1;
+        for (int d = 0; d < tensors[i].ndim; d++)
+            n *= (size_t)tensors[i].shape[d];
+        bad = fwrite(tensors[i].data, 4, n, a.f) != n;
+    }
+    if (bad) {
+        cmr_error_set(err, CMR_EIO, "%s: write failed: %s", path, strerror(errno));
+        cmr_atomic_abort(&a);
+        return CMR_EIO;
+    }
+    return cmr_atomic_commit(&a, err);
+}
+
+/* ---- atomic files ---- */
+
+int cmr_atomic_open(struct cmr_atomic *a, const char *path, struct cmr_error *err)
+{
+    memset(a, 0, sizeof *a);
+    size_t n = strlen(path);
+    char *d = strdup(path), *b = strdup(path);
+    a->path = strdup(path);
+    a->tmp = malloc(n + 16);
+    if (!d || !b || !a->path || !a->tmp) {
+        free(d);
+        free(b);
+        free(a->path);
+        free(a->tmp);
+        return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", path);
+    }
+    snprintf(a->tmp, n + 16, "%s/.%s.XXXXXX", dirname(d), basename(b));
+    free(d);
+    free(b);
+    int fd = mkstemp(a->tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(a->path);
+        free(a->tmp);
+        return cmr_error_set(err, CMR_EIO, "%s: cannot create a temporary file beside it: %s", path,
+                             strerror(e));
+    }
+    /* mkstemp makes 0600; give the file the usual permissions */
+    mode_t um = umask(0);
+    umask(um);
+    if (fchmod(fd, 0666 & ~um)) {
+        /* not fatal */
+    }
+    a->f = fdopen(fd, "wb");
+    if (!a->f) {
+        int e = errno;
+        close(fd);
+        unlink(a->tmp);
+        free(a->path);
+        free(a->tmp);
+        return cmr_error_set(err, CMR_EIO, "%s: %s", path, strerror(e));
+    }
+    return CMR_OK;
+}
+
+void cmr_atomic_abort(struct cmr_atomic *a)
+{
+    if (a->f)
+        fclose(a->f);
+    if (a->tmp)
+        unlink(a->tmp);
+    free(a->tmp);
+    free(a->path);
+    memset(a, 0, sizeof *a);
+}
+
+int cmr_atomic_commit(struct cmr_atomic *a, struct cmr_error *err)
+{
+    int e = 0;
+    if (fflush(a->f) || ferror(a->f) || fsync(fileno(a->f)))
+        e = errno ? errno : EIO;
+    if (fclose(a->f) && !e)
+        e = errno ? errno : EIO;
+    a->f = NULL;
+    if (!e && rename(a->tmp, a->path))
+        e = errno;
+    if (e) {
+        cmr_error_set(err, CMR_EIO, "%s: write failed: %s", a->path, strerror(e));
+        cmr_atomic_abort(a);
+        return CMR_EIO;
+    }
+    /* make the rename durable */
+    char *d = strdup(a->path);
+    if (d) {
+        int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY);
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(d);
+    }
+    free(a->tmp);
+    free(a->path);
+    memset(a, 0, sizeof *a);
+    return CMR_OK;
+}
