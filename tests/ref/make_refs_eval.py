@@ -19,6 +19,12 @@ Files (tests/ref/eval/):
   knn.txt               embeddings + playlists + results of the numpy ItemKNN reference
   knn.msgpack           the same embeddings as "summary" frames with meta playlists
   knn-expected.txt      the JSON lines cmr-knn prints for each configuration
+  knn-playlists.tsv     the same playlists as a file (cmr-knn --playlists), plus a
+                        track that is not in the stream
+  summary-expected.txt  cmr-summarize --text -n 3 on summary-in.msgpack (numpy values)
+  bad-*.msgpack         small broken streams for the command-line tests: a NaN
+                        (bad-nan), a rank-3 frame (bad-rank3), vectors of two lengths
+                        (bad-dims), a track that failed upstream (bad-failed)
 """
 import os
 import sys
@@ -185,7 +191,7 @@ def knn_json(res, queries, negatives, shuffle, seed):
 KNN_CONFIGS = [  # (queries, negatives, shuffle, seed)
     (3, -1, False, 0),
     (3, -1, True, 7),
-    (3, 20, False, 3),
+    (3, 20, False, 0),   # (cmr-knn --seed both seeds and shuffles: no seed without shuffle)
     (3, 20, True, 5),
     (2, 30, False, 0),
 ]
@@ -210,7 +216,9 @@ def make_knn():
             mem = sorted(set(mem) | {int((pool[0] + 1) % n)})
         playlists.append(mem)
     playlists.append([1, 6, 11])          # too short: skipped
-    playlists.append([5, 17, 23, 40, 2])  # the twin, the zero vector
+    playlists.append([2, 8, 12, 17, 23])  # items: 17 (ties with its twin 5 outside), 23 (zero)
+    # members in stream order (= track index order), as cmr-knn sees them
+    playlists = [sorted(set(int(t) for t in mem)) for mem in playlists]
     names = ["pl%02d" % p for p in range(len(playlists))]
     member_of = [[] for _ in range(n)]
     for name, mem in zip(names, playlists):
@@ -233,6 +241,11 @@ def make_knn():
                      % (q, neg, int(sh), seed, res["playlists"], res["skipped"], res["items"],
                         res["hits"], res["hr10"], res["mpr"]))
         expected.append(knn_json(res, q, neg, sh, seed))
+    with open(os.path.join(OUT, "knn-playlists.tsv"), "w") as f:
+        f.write("path\ttrack\tplaylists\n")
+        for i in range(n):
+            f.write("/nonexistent/%s.flac\t%s\t%s\n" % (ids[i], ids[i], metas[i]["playlists"]))
+        f.write("/nonexistent/x.flac\tnot-in-stream\tpl00,pl01\n")
     with open(os.path.join(OUT, "knn.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(OUT, "knn-expected.txt"), "w") as f:
@@ -276,6 +289,7 @@ def make_summary():
     rng = np.random.default_rng(3)
     frames = [header()]
     lines = ["cmr-eval-ref summary 1"]
+    expected_text = []
     tracks = [("a", "embedding", [(1, 5)] * 4), ("b", "embedding", [(1, 5)]),
               ("c", "mfcc", [(7, 5), (3, 5), (11, 5)]), ("d", "embedding", [(1, 5)] * 2)]
     for tid, kind, shapes in tracks:
@@ -291,7 +305,11 @@ def make_summary():
         lines.append("%s %d %d" % (tid, R.shape[0], R.shape[1]))
         lines += [" ".join("%.9g" % v for v in r) for r in R.astype(np.float32)]
         lines.append(" ".join("%.9g" % v for v in want))
+        expected_text.append("%s\t%d\t%d\t%s" % (tid, 2 * R.shape[1], R.shape[0],
+                                                 ",".join("%.6g" % v for v in want[:3])))
     write_stream(os.path.join(OUT, "summary-in.msgpack"), frames)
+    with open(os.path.join(OUT, "summary-expected.txt"), "w") as f:
+        f.write("\n".join(expected_text) + "\n")
     with open(os.path.join(OUT, "summary.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -363,6 +381,27 @@ def make_genre(n_per, d, k, seed, sep):
     return X.astype(np.float32), split, y
 
 
+def make_bad():
+    meta = {"split": "training", "label": "x"}
+    v = np.arange(4, dtype=np.float32)
+    nan = v.copy()
+    nan[2] = np.nan
+    write_stream(os.path.join(OUT, "bad-nan.msgpack"),
+                 [header(), tensor("embedding", "a", 0, v, meta), end("a", 1),
+                  tensor("embedding", "b", 0, nan, meta), end("b", 1)])
+    write_stream(os.path.join(OUT, "bad-rank3.msgpack"),
+                 [header(), tensor("sequence", "a", 0, np.zeros((2, 3, 4), np.float32), meta), end("a", 1)])
+    write_stream(os.path.join(OUT, "bad-dims.msgpack"),
+                 [header(), tensor("embedding", "a", 0, v, meta), end("a", 1),
+                  tensor("embedding", "b", 0, v[:3], meta), end("b", 1)])
+    failed = end("b", 1)
+    failed["error"] = "cannot decode b.mp3"
+    write_stream(os.path.join(OUT, "bad-failed.msgpack"),
+                 [header(), tensor("embedding", "a", 0, v, meta), end("a", 1),
+                  tensor("embedding", "b", 0, v, meta), failed,
+                  tensor("embedding", "c", 0, v + 1, meta), end("c", 1)])
+
+
 def make_probe():
     names = ["blues", "classical", "hiphop", "rock"]
     X, split, y = make_genre(100, 24, 4, 11, 0.35)
@@ -423,3 +462,4 @@ if __name__ == "__main__":
     make_summary()
     make_knn()
     make_probe()
+    make_bad()

@@ -1,0 +1,459 @@
+/* cmr-probe: linear probes on one vector per track (see docs/evaluation.md)
+ *
+ *   cmr-probe [OPTION]... [FILE|-]
+ *
+ * Reads "summary" frames (any 1-D vector per track) with metadata `split`
+ * and `label` (or `tags`), standardises the features on the training rows,
+ * chooses C on the validation rows, and reports test metrics. Output is a
+ * text report (or JSON lines), not frames. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "eval/probe.h"
+#include "eval/vectors.h"
+#include "frame.h"
+
+static noreturn void usage(FILE *f, int code)
+{
+    fprintf(f,
+        "Usage: cmr-probe [OPTION]... [FILE|-]\n"
+        "Linear probes on one vector per track (cmr-summarize's \"summary\" frames,\n"
+        "or any 1-D frame per track). The split comes from the metadata `split`\n"
+        "(training/validation/test, also train/valid), the class from `label`.\n"
+        "Features are standardised with the training rows' mean and std; for each\n"
+        "C of the grid a classifier is fitted on the training rows (liblinear) and\n"
+        "scored on the validation rows; the best C (ties: the smallest) is scored on\n"
+        "the test rows: accuracy, macro-F1 and the confusion matrix.\n"
+        "\n"
+        "  -c, --classifier WHICH  svm, logreg or both [both]\n"
+        "                          svm: L2-regularised L2-loss linear SVM (dual)\n"
+        "                          logreg: L2-regularised logistic regression\n"
+        "  -C, --C LIST            comma-separated C grid [1e-4,1e-3,...,1e4]\n"
+        "      --tol X             liblinear stopping tolerance [1e-4] (1e-8..1)\n"
+        "  -T, --tags              multi-label: the metadata `tags` (comma-separated)\n"
+        "                          gives each track's tags; one logistic regression\n"
+        "                          per tag, one C for all tags chosen on the mean\n"
+        "                          validation ROC-AUC; reports macro ROC-AUC and\n"
+        "                          PR-AUC (average precision) over the tags that have\n"
+        "                          positive and negative rows in training and test\n"
+        "      --label-key KEY     metadata key of the class [label] (or tags [tags])\n"
+        "      --split-key KEY     metadata key of the split [split]\n"
+        "  -j, --json              one JSON object per classifier per line\n"
+        "  -q, --quiet             no warnings\n"
+        "  -v, --verbose           the validation score of every C on stderr\n"
+        "  -h, --help              this help\n"
+        "\n"
+        "Tracks whose split is another value (e.g. empty) are left out, with a\n"
+        "warning. Results are deterministic.\n"
+        "\n"
+        "Exit status: 0 ok; 1 bad input (not one vector per track, vectors of\n"
+        "different lengths, a missing label or split, NaN features, no training,\n"
+        "validation or test rows, fewer than two classes, a class without training\n"
+        "rows) or a write error; 2 usage.\n");
+    exit(code);
+}
+
+static void parse_grid(const char *arg, struct cmr_probe_cfg *cfg)
+{
+    char *copy = strdup(arg), *save = NULL;
+    if (!copy)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    cfg->n_C = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        errno = 0;
+        double v = strtod(t, &end);
+        if (end == t || *end || errno || !isfinite(v) || v <= 0 || v > 1e12)
+            cli_usage_error("--C takes a comma-separated list of numbers in (0, 1e12], got '%s'", arg);
+        if (cfg->n_C == CMR_PROBE_MAX_C)
+            cli_usage_error("--C takes at most %d values", CMR_PROBE_MAX_C);
+        if (cfg->n_C && v <= cfg->C[cfg->n_C - 1])
+            cli_usage_error("--C takes increasing values, got '%s'", arg);
+        cfg->C[cfg->n_C++] = v;
+    }
+    free(copy);
+    if (cfg->n_C == 0)
+        cli_usage_error("--C takes a comma-separated list of numbers in (0, 1e12], got '%s'", arg);
+}
+
+static int split_of(const char *s)
+{
+    if (!strcmp(s, "training") || !strcmp(s, "train"))
+        return CMR_SPLIT_TRAIN;
+    if (!strcmp(s, "validation") || !strcmp(s, "valid"))
+        return CMR_SPLIT_VALID;
+    if (!strcmp(s, "test"))
+        return CMR_SPLIT_TEST;
+    return CMR_SPLIT_NONE;
+}
+
+/* a sorted set of strings */
+struct names {
+    char **v;
+    int n, cap;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void names_add(struct names *s, const char *x)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        if (!(s->v = realloc(s->v, sizeof(char *) * (size_t)s->cap)))
+            cli_die(CLI_EXIT_DATA, "out of memory");
+    }
+    if (!(s->v[s->n++] = strdup(x)))
+        cli_die(CLI_EXIT_DATA, "out of memory");
+}
+
+/* sorts and removes duplicates */
+static void names_finish(struct names *s)
+{
+    qsort(s->v, (size_t)s->n, sizeof *s->v, cmp_str);
+    int k = 0;
+    for (int i = 0; i < s->n; i++) {
+        if (k && !strcmp(s->v[k - 1], s->v[i]))
+            free(s->v[i]);
+        else
+            s->v[k++] = s->v[i];
+    }
+    s->n = k;
+}
+
+static int names_find(const struct names *s, const char *x)
+{
+    char *const *p = bsearch(&x, s->v, (size_t)s->n, sizeof *s->v, cmp_str);
+    return p ? (int)(p - s->v) : -1;
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+static void json_num(double v)
+{
+    if (isfinite(v))
+        printf("%.10g", v);
+    else
+        fputs("null", stdout);
+}
+
+static const char *solver_name(int s) { return s == CMR_PROBE_SVM ? "svm" : "logreg"; }
+
+static void report_single(const struct cmr_probe_result *r, const struct cmr_probe_cfg *cfg,
+                          const struct names *classes, int d, int json)
+{
+    int k = classes->n;
+    if (json) {
+        printf("{\"classifier\":\"%s\",\"C\":", solver_name(r->solver));
+        json_num(r->C);
+        printf(",\"accuracy\":");
+        json_num(r->accuracy);
+        printf(",\"macro_f1\":");
+        json_num(r->macro_f1);
+        double vbest = 0;
+        for (int i = 0; i < cfg->n_C; i++)
+            if (cfg->C[i] == r->C)
+                vbest = r->val_score[i];
+        printf(",\"validation_accuracy\":");
+        json_num(vbest);
+        printf(",\"train\":%d,\"validation\":%d,\"test\":%d,\"features\":%d,\"classes\":[", r->n_train,
+               r->n_valid, r->n_test, d);
+        for (int c = 0; c < k; c++) {
+            if (c)
+                putchar(',');
+            json_str(classes->v[c]);
+        }
+        printf("],\"confusion\":[");
+        for (int a = 0; a < k; a++) {
+            printf("%s[", a ? "," : "");
+            for (int b = 0; b < k; b++)
+                printf("%s%lld", b ? "," : "", (long long)r->confusion[(size_t)a * k + b]);
+            putchar(']');
+        }
+        printf("],\"grid\":[");
+        for (int i = 0; i < cfg->n_C; i++) {
+            printf("%s{\"C\":", i ? "," : "");
+            json_num(cfg->C[i]);
+            printf(",\"validation\":");
+            json_num(r->val_score[i]);
+            putchar('}');
+        }
+        printf("]}\n");
+        return;
+    }
+    double best = 0;
+    for (int i = 0; i < cfg->n_C; i++)
+        if (cfg->C[i] == r->C)
+            best = r->val_score[i];
+    printf("%-7s C %-8g validation accuracy %.4f   test accuracy %.4f   macro-F1 %.4f\n",
+           solver_name(r->solver), r->C, best, r->accuracy, r->macro_f1);
+    int w = 6;
+    for (int c = 0; c < k; c++)
+        if ((int)strlen(classes->v[c]) > w)
+            w = (int)strlen(classes->v[c]);
+    if (w > 16)
+        w = 16;
+    printf("  confusion on test (rows: true class, columns: predicted)\n  %-*s", w, "");
+    for (int c = 0; c < k; c++)
+        printf(" %*.*s", w, w, classes->v[c]);
+    putchar('\n');
+    for (int a = 0; a < k; a++) {
+        printf("  %-*.*s", w, w, classes->v[a]);
+        for (int b = 0; b < k; b++)
+            printf(" %*lld", w, (long long)r->confusion[(size_t)a * k + b]);
+        putchar('\n');
+    }
+}
+
+static void report_tags(const struct cmr_probe_result *r, const struct cmr_probe_cfg *cfg,
+                        const struct names *tags, int d, int json)
+{
+    double best = 0;
+    for (int i = 0; i < cfg->n_C; i++)
+        if (cfg->C[i] == r->C)
+            best = r->val_score[i];
+    if (json) {
+        printf("{\"classifier\":\"logreg\",\"task\":\"tags\",\"C\":");
+        json_num(r->C);
+        printf(",\"roc_auc\":");
+        json_num(r->roc_auc);
+        printf(",\"pr_auc\":");
+        json_num(r->pr_auc);
+        printf(",\"validation_roc_auc\":");
+        json_num(best);
+        printf(",\"tags_scored\":%d,\"train\":%d,\"validation\":%d,\"test\":%d,\"features\":%d,\"tags\":[",
+               r->n_tags_scored, r->n_train, r->n_valid, r->n_test, d);
+        for (int t = 0; t < tags->n; t++) {
+            printf("%s{\"tag\":", t ? "," : "");
+            json_str(tags->v[t]);
+            printf(",\"roc_auc\":");
+            json_num(r->tag_roc[t]);
+            printf(",\"pr_auc\":");
+            json_num(r->tag_ap[t]);
+            putchar('}');
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("logreg  C %-8g validation ROC-AUC %.4f   test ROC-AUC %.4f   PR-AUC %.4f   (%d of %d tags scored)\n",
+           r->C, best, r->roc_auc, r->pr_auc, r->n_tags_scored, tags->n);
+    for (int t = 0; t < tags->n; t++) {
+        if (isnan(r->tag_roc[t]))
+            printf("  %-24s not scored (no positive or no negative row in training or test)\n", tags->v[t]);
+        else
+            printf("  %-24s ROC-AUC %.4f  PR-AUC %.4f\n", tags->v[t], r->tag_roc[t], r->tag_ap[t]);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"classifier", required_argument, NULL, 'c'},
+        {"C", required_argument, NULL, 'C'},
+        {"tol", required_argument, NULL, 'o'},
+        {"tags", no_argument, NULL, 'T'},
+        {"label-key", required_argument, NULL, 'L'},
+        {"split-key", required_argument, NULL, 'S'},
+        {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct cmr_probe_cfg grid;
+    const char *input = NULL, *label_key = NULL, *split_key = "split";
+    int which = 3, tags_mode = 0, json = 0, c;
+    double tol = CMR_PROBE_DEFAULT_TOL;
+
+    cli_init("cmr-probe");
+    cmr_probe_cfg_default(&grid, CMR_PROBE_SVM);
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:C:Tjqvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            if (!strcmp(optarg, "svm"))
+                which = 1;
+            else if (!strcmp(optarg, "logreg"))
+                which = 2;
+            else if (!strcmp(optarg, "both"))
+                which = 3;
+            else
+                cli_usage_error("--classifier takes svm, logreg or both, got '%s'", optarg);
+            break;
+        case 'C': parse_grid(optarg, &grid); break;
+        case 'o': tol = cli_double("--tol", optarg, 1e-8, 1); break;
+        case 'T': tags_mode = 1; break;
+        case 'L':
+            if (!*optarg)
+                cli_usage_error("--label-key takes a metadata key, got ''");
+            label_key = optarg;
+            break;
+        case 'S':
+            if (!*optarg)
+                cli_usage_error("--split-key takes a metadata key, got ''");
+            split_key = optarg;
+            break;
+        case 'j': json = 1; break;
+        case 'q': cli_quiet = 1; break;
+        case 'v': cli_verbose = 1; break;
+        case 'h': usage(stdout, CLI_EXIT_OK);
+        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                cli_usage_error("unknown option '-%c'", optopt);
+            cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind > 1)
+        cli_usage_error("at most one input file");
+    if (optind < argc)
+        input = argv[optind];
+    if (tags_mode && which == 1)
+        cli_usage_error("--tags uses logistic regression only; drop --classifier svm");
+    if (!label_key)
+        label_key = tags_mode ? "tags" : "label";
+
+    struct cmr_reader *rd = cli_open_reader(input);
+    struct cmr_frame hdr;
+    cmr_frame_init(&hdr);
+    cli_read_header(rd, &hdr);
+    struct cmr_vectors vs;
+    struct cmr_error err = {0};
+    cmr_vectors_init(&vs);
+    int rc = cmr_vectors_read(&vs, rd, &err);
+    if (rc != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
+    if (vs.n_failed)
+        cli_warn("%d track%s failed upstream and %s left out", vs.n_failed, vs.n_failed == 1 ? "" : "s",
+                 vs.n_failed == 1 ? "is" : "are");
+    if (vs.n == 0)
+        cli_die(CLI_EXIT_DATA, "no vectors in the input");
+
+    /* splits and labels */
+    int n = vs.n, left_out = 0;
+    int *split = malloc(sizeof(int) * (size_t)n), *y = NULL;
+    uint8_t *tagm = NULL;
+    struct names names = {0};
+    if (!split)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const char *s = cmr_vectors_meta(&vs, i, split_key);
+        if (!s)
+            cli_die(CLI_EXIT_DATA, "track \"%s\" has no '%s' metadata", vs.track[i], split_key);
+        split[i] = split_of(s);
+        if (split[i] == CMR_SPLIT_NONE) {
+            if (!left_out++)
+                cli_warn("track \"%s\": split '%s' is not training/validation/test: left out "
+                         "(further ones counted)", vs.track[i], s);
+            continue;
+        }
+        const char *l = cmr_vectors_meta(&vs, i, label_key);
+        if (!l)
+            cli_die(CLI_EXIT_DATA, "track \"%s\" has no '%s' metadata", vs.track[i], label_key);
+        if (!tags_mode) {
+            if (!*l)
+                cli_die(CLI_EXIT_DATA, "track \"%s\" has an empty '%s'", vs.track[i], label_key);
+            names_add(&names, l);
+        } else {
+            char *copy = strdup(l), *save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                names_add(&names, t);
+            free(copy);
+        }
+    }
+    if (left_out > 1)
+        cli_warn("%d tracks left out for their split", left_out);
+    names_finish(&names);
+    if (tags_mode) {
+        if (names.n == 0)
+            cli_die(CLI_EXIT_DATA, "no track has a tag in '%s'", label_key);
+        if (!(tagm = calloc((size_t)n * names.n, 1)))
+            cli_die(CLI_EXIT_DATA, "out of memory");
+        for (int i = 0; i < n; i++) {
+            if (split[i] == CMR_SPLIT_NONE)
+                continue;
+            char *copy = strdup(cmr_vectors_meta(&vs, i, label_key)), *save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                tagm[(size_t)i * names.n + names_find(&names, t)] = 1;
+            free(copy);
+        }
+    } else {
+        if (!(y = malloc(sizeof(int) * (size_t)n)))
+            cli_die(CLI_EXIT_DATA, "out of memory");
+        for (int i = 0; i < n; i++)
+            y[i] = split[i] == CMR_SPLIT_NONE ? 0 : names_find(&names, cmr_vectors_meta(&vs, i, label_key));
+    }
+
+    struct cmr_probe_data data = {.n = n, .d = vs.d, .X = vs.X, .split = split, .y = y,
+                                  .n_classes = names.n, .tags = tagm, .n_tags = names.n};
+    double *mean = malloc(sizeof(double) * (size_t)vs.d), *scale = malloc(sizeof(double) * (size_t)vs.d);
+    if (!mean || !scale)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    rc = cmr_probe_standardize(&data, mean, scale, &err);
+    if (rc != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
+    if (!json) {
+        int cnt[3] = {0};
+        for (int i = 0; i < n; i++)
+            if (split[i] != CMR_SPLIT_NONE)
+                cnt[split[i]]++;
+        printf("cmr-probe: %d tracks (%d training, %d validation, %d test), %d features, %d %s\n",
+               cnt[0] + cnt[1] + cnt[2], cnt[0], cnt[1], cnt[2], vs.d, names.n,
+               tags_mode ? "tags" : "classes");
+    }
+    for (int s = CMR_PROBE_SVM; s <= CMR_PROBE_LOGREG; s++) {
+        if (tags_mode && s == CMR_PROBE_SVM)
+            continue;
+        if (!tags_mode && !(which & (1 << s)))
+            continue;
+        struct cmr_probe_cfg cfg = grid;
+        cfg.solver = s;
+        cfg.tol = tol;
+        struct cmr_probe_result res;
+        rc = cmr_probe_run(&cfg, &data, &res, &err);
+        if (rc != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
+        for (int i = 0; i < cfg.n_C; i++)
+            cli_info("%s: C %g: validation %s %.4f", solver_name(s), cfg.C[i],
+                     tags_mode ? "ROC-AUC" : "accuracy", res.val_score[i]);
+        if (tags_mode)
+            report_tags(&res, &cfg, &names, vs.d, json);
+        else
+            report_single(&res, &cfg, &names, vs.d, json);
+        fflush(stdout);
+        cmr_probe_result_free(&res);
+    }
+    for (int i = 0; i < names.n; i++)
+        free(names.v[i]);
+    free(names.v);
+    free(split);
+    free(y);
+    free(tagm);
+    free(mean);
+    free(scale);
+    cmr_vectors_free(&vs);
+    cmr_frame_free(&hdr);
+    cmr_reader_free(rd);
+    cli_finish_stdout();
+    return CLI_EXIT_OK;
+}

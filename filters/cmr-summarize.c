@@ -1,0 +1,202 @@
+/* cmr-summarize: per track, the mean and standard deviation of its frames'
+ * rows -> one "summary" frame [2D] (see docs/evaluation.md)
+ *
+ *   cmr-summarize [OPTION]... [FILE|-]
+ *
+ * A 1-D frame [D] (an "embedding") is one row; a 2-D frame [T, D] ("mfcc",
+ * "mel" chunks) is T rows. All rows of a track are summarised together:
+ * [mean_0..mean_{D-1}, std_0..std_{D-1}], population std (ddof = 0, numpy's
+ * default). Memory is O(D) per track, whatever its length. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "eval/summary.h"
+#include "frame.h"
+
+static noreturn void usage(FILE *f, int code)
+{
+    fprintf(f,
+        "Usage: cmr-summarize [OPTION]... [FILE|-]\n"
+        "Summarise each track: the mean and the standard deviation (population,\n"
+        "ddof = 0) over all its rows, concatenated into one \"summary\" frame of\n"
+        "shape [2D]. A 1-D tensor frame [D] (\"embedding\") is one row; a 2-D frame\n"
+        "[T, D] (\"mfcc\" or \"mel\" chunks) is T rows. Metadata of the track's first\n"
+        "frame is passed through; info \"rows\" records the rows summarised.\n"
+        "Reads FILE or stdin; writes frames to stdout.\n"
+        "\n"
+        "  -k, --kind KIND     accept only tensor frames of this kind [any]\n"
+        "  -t, --text          print one text line per track instead of frames:\n"
+        "                      TRACK<TAB>2D<TAB>ROWS<TAB>v0,v1,...\n"
+        "  -n, --values N      values per --text line [4] (0..1000000)\n"
+        "      --force         write binary frames even to a terminal\n"
+        "  -q, --quiet         no warnings\n"
+        "  -v, --verbose       one line per track on stderr\n"
+        "  -h, --help          this help\n"
+        "\n"
+        "A track that failed upstream (end frame with an error) gets no summary;\n"
+        "its end frame is passed on. A track without tensor frames gets none either.\n"
+        "\n"
+        "Exit status: 0 ok, 1 bad input (rank > 2, row lengths that differ within\n"
+        "the stream, NaN or infinite values, wrong kind) or a write error, 2 usage.\n");
+    exit(code);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"kind", required_argument, NULL, 'k'},
+        {"text", no_argument, NULL, 't'},
+        {"values", required_argument, NULL, 'n'},
+        {"force", no_argument, NULL, 'F'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *kind = NULL, *input = NULL;
+    int text = 0, force = 0, c;
+    long values = 4;
+
+    cli_init("cmr-summarize");
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":k:tn:qvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            if (!*optarg || strlen(optarg) >= CMR_KIND_MAX)
+                cli_usage_error("--kind takes a kind name of 1 to %d bytes, got '%s'", CMR_KIND_MAX - 1,
+                                optarg);
+            kind = optarg;
+            break;
+        case 't': text = 1; break;
+        case 'n': values = cli_long("--values", optarg, 0, 1000000); break;
+        case 'F': force = 1; break;
+        case 'q': cli_quiet = 1; break;
+        case 'v': cli_verbose = 1; break;
+        case 'h': usage(stdout, CLI_EXIT_OK);
+        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                cli_usage_error("unknown option '-%c'", optopt);
+            cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind > 1)
+        cli_usage_error("at most one input file");
+    if (optind < argc)
+        input = argv[optind];
+
+    struct cmr_reader *rd = cli_open_reader(input);
+    struct cmr_writer *w = text ? NULL : cli_stdout_writer(force);
+    struct cmr_frame hdr, fr, out;
+    cmr_frame_init(&hdr);
+    cmr_frame_init(&fr);
+    cmr_frame_init(&out);
+    cli_read_header(rd, &hdr);
+    if (!text) {
+        if (cmr_frame_stage_param(&hdr, "kind", "%s", kind ? kind : "any") != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "out of memory");
+        cli_put(w, &hdr);
+    }
+
+    struct cmr_summary *s = NULL;
+    struct cmr_error err = {0};
+    int dim = 0, in_track = 0;
+    long long n_tracks = 0, n_skipped = 0;
+    while (cli_next(rd, &fr)) {
+        if (fr.type == CMR_FRAME_HEADER)
+            continue; /* a joined stream: its header is not copied */
+        if (fr.type == CMR_FRAME_TENSOR) {
+            if (kind && strcmp(fr.kind, kind))
+                cli_wrong_kind(&fr, kind);
+            if (fr.ndim > 2)
+                cli_die(CLI_EXIT_DATA,
+                        "track \"%s\": %s frame %lld has rank %d; summarize takes [D] or [T, D] frames",
+                        fr.track, fr.kind, (long long)fr.index, fr.ndim);
+            int d = (int)fr.shape[fr.ndim - 1];
+            int64_t rows = fr.ndim == 2 ? fr.shape[0] : 1;
+            if (!dim) {
+                dim = d;
+                if (!(s = cmr_summary_new(dim, &err)))
+                    cli_die(CLI_EXIT_DATA, "%s", err.msg);
+            } else if (d != dim) {
+                cli_die(CLI_EXIT_DATA,
+                        "track \"%s\": %s frame %lld has rows of %d values, earlier frames %d",
+                        fr.track, fr.kind, (long long)fr.index, d, dim);
+            }
+            if (!in_track) {
+                /* the track's first frame: keep its metadata, rate and kind */
+                in_track = 1;
+                cmr_summary_reset(s);
+                cmr_frame_reset(&out);
+                int64_t shape = 2 * (int64_t)dim;
+                if (cmr_frame_make_tensor(&out, "summary", fr.track, 1, &shape) != CMR_OK ||
+                    cmr_frame_meta_copy(&out, &fr) != CMR_OK)
+                    cli_die(CLI_EXIT_DATA, "out of memory");
+                out.rate = fr.rate;
+                out.index = 0;
+                out.offset = 0;
+            }
+            if (cmr_summary_add(s, fr.data, rows, &err) != CMR_OK)
+                cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame %lld: %s", fr.track, fr.kind,
+                        (long long)fr.index, err.msg);
+            continue;
+        }
+        /* end of track */
+        if (fr.error) {
+            cli_warn("track \"%s\" failed upstream (%s): no summary", fr.track, fr.error);
+            n_skipped++;
+            in_track = 0;
+            if (!text) {
+                fr.frames = 0;
+                cli_put(w, &fr);
+            }
+            continue;
+        }
+        if (!in_track) {
+            cli_info("track \"%s\" has no tensor frames: no summary", fr.track);
+            n_skipped++;
+            if (!text)
+                cli_put(w, &fr);
+            continue;
+        }
+        in_track = 0;
+        if (cmr_summary_get(s, out.data, &err) != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "track \"%s\": %s", fr.track, err.msg);
+        long long rows = (long long)cmr_summary_count(s);
+        if (cmr_frame_info_set(&out, "rows", (double)rows) != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "out of memory");
+        n_tracks++;
+        cli_info("track \"%s\": %lld rows of %d", fr.track, rows, dim);
+        if (text) {
+            printf("%s\t%d\t%lld\t", fr.track, 2 * dim, rows);
+            for (long i = 0; i < values && i < 2 * dim; i++)
+                printf("%s%.6g", i ? "," : "", out.data[i]);
+            putchar('\n');
+            continue;
+        }
+        cli_put(w, &out);
+        struct cmr_frame end;
+        cmr_frame_init(&end);
+        if (cmr_frame_make_end(&end, fr.track, 1) != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "out of memory");
+        cli_put(w, &end);
+        cmr_frame_free(&end);
+    }
+    cli_info("%lld tracks summarised, %lld without a summary", n_tracks, n_skipped);
+    cmr_summary_free(s);
+    cmr_frame_free(&hdr);
+    cmr_frame_free(&fr);
+    cmr_frame_free(&out);
+    cmr_reader_free(rd);
+    if (w) {
+        if (cmr_writer_flush(w) != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "error: writing output failed");
+        cmr_writer_free(w);
+    }
+    cli_finish_stdout();
+    return CLI_EXIT_OK;
+}
