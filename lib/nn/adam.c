@@ -6,7 +6,7 @@
 
 struct cmr_adam_cfg cmr_adam_cfg_default(void)
 {
-    struct cmr_adam_cfg c = {1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f};
+    struct cmr_adam_cfg c = {1e-3, 0.9, 0.999, 1e-8, 0.0};
     return c;
 }
 
@@ -19,8 +19,9 @@ void cmr_adam_update(float *param, const float *grad, float *m, float *v, size_t
     const double bc2 = 1.0 - pow(cfg->beta2, (double)t);
     const float step = (float)(cfg->lr / bc1);
     const float bc2_sqrt = (float)sqrt(bc2);
-    const float w1 = 1.0f - cfg->beta1, b2 = cfg->beta2, w2 = 1.0f - cfg->beta2;
-    const float eps = cfg->eps, wd = cfg->weight_decay;
+    const float w1 = (float)(1.0 - cfg->beta1), b2 = (float)cfg->beta2;
+    const float w2 = (float)(1.0 - cfg->beta2);
+    const float eps = (float)cfg->eps, wd = (float)cfg->weight_decay;
     for (size_t i = 0; i < n; i++) {
         float g = wd != 0.0f ? grad[i] + wd * param[i] : grad[i];
         m[i] += w1 * (g - m[i]);

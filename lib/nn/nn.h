@@ -288,12 +288,12 @@ int cmr_infonce_correct(const float *probs, int N);
  * t is the step number, starting at 1 for the first update.
  * ref: https://pytorch.org/docs/stable/generated/torch.optim.Adam.html
  */
-struct cmr_adam_cfg {
-    float lr;           /* 1e-3 */
-    float beta1;        /* 0.9 */
-    float beta2;        /* 0.999 */
-    float eps;          /* 1e-8 */
-    float weight_decay; /* 0 */
+struct cmr_adam_cfg {       /* double, as PyTorch's Python-float hyperparameters: */
+    double lr;              /* 1e-3 */
+    double beta1;           /* 0.9 */
+    double beta2;           /* 0.999  (1 - beta2 in float would be off by 1e-5) */
+    double eps;             /* 1e-8 */
+    double weight_decay;    /* 0 */
 };
 struct cmr_adam_cfg cmr_adam_cfg_default(void);
 /* param, grad, m, v: (n) each; m and v start at zero. t >= 1. */

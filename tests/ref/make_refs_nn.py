@@ -124,9 +124,10 @@ def gru(out):
         y, hn = m(x, h0)
         R = torch.randn(y.shape, generator=g)
         (y * R).sum().backward()
+        # clone: zero_grad() zeroes the .grad tensors in place (torch 1.13)
         ts += [(tag + ".x", x), (tag + ".y", y), (tag + ".dy", R), (tag + ".dx", x.grad),
-               (tag + ".dw_ih", m.weight_ih_l0.grad), (tag + ".dw_hh", m.weight_hh_l0.grad),
-               (tag + ".db_ih", m.bias_ih_l0.grad), (tag + ".db_hh", m.bias_hh_l0.grad)]
+               (tag + ".dw_ih", m.weight_ih_l0.grad.clone()), (tag + ".dw_hh", m.weight_hh_l0.grad.clone()),
+               (tag + ".db_ih", m.bias_ih_l0.grad.clone()), (tag + ".db_hh", m.bias_hh_l0.grad.clone())]
         if with_h0:
             ts += [(tag + ".h0", h0[0]), (tag + ".dh0", h0.grad[0])]
     write(out("nn-gru.bin"), ts)

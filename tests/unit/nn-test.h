@@ -169,7 +169,10 @@ static inline void ref_free(struct ref_file *rf)
 
 /* ---- finite-difference gradient check ----
  * loss(ctx) runs the forward pass on the current buffers and returns
- * L = sum(out * R) in double. For up to nmax elements i of x (evenly spread),
+ * L = sum(out * R) in double. The tests evaluate it in double throughout where
+ * the float forward rounds (conv, bn, linear, GRU, InfoNCE, the block): the
+ * float kernels are checked equal to that maths separately, and a float loss
+ * would make the central difference of small gradients mostly rounding noise. For up to nmax elements i of x (evenly spread),
  * the central difference (L(x_i + eps) - L(x_i - eps)) / 2eps is compared with
  * the analytic grad[i]:
  *   rel_i = |a - n| / max(|a|, |n|, 1e-2 * max_j |n_j|)  must stay below GC_MAXREL
