@@ -3,7 +3,7 @@
  *   cmr-mkframes [--kind mel] [--tracks 1] [--rows 400] [--features 96]
  *                [--chunk 100] [--rate 16000] [--meta k=v]... [--info k=v]...
  *                [--dims 188,96 --count N] [--no-end] [--gap] [--rate-change]
- *                [--end-error MSG]
+ *                [--end-error MSG] [--dims-change]
  *
  * Time streams (default): per track, `rows` rows of `features` values in
  * frames of `chunk` rows, offsets contiguous; row r, column f holds
@@ -12,7 +12,8 @@
  * frame i holding i * numel + k at flat position k, offset = i.
  * --no-end leaves the last track open (a truncated stream), --gap skips one
  * row before the second frame, --rate-change doubles the rate from the second
- * frame on, --end-error sets the error of every end frame. */
+ * frame on, --end-error sets the error of every end frame, --dims-change adds
+ * one to the last of --dims from the second frame on. */
 #include "config.h"
 
 #include <getopt.h>
@@ -38,11 +39,12 @@ int main(int argc, char **argv)
         {"dims", required_argument, NULL, 'd'}, {"count", required_argument, NULL, 'n'},
         {"no-end", no_argument, NULL, 'E'}, {"gap", no_argument, NULL, 'g'},
         {"rate-change", no_argument, NULL, 'C'}, {"end-error", required_argument, NULL, 'e'},
+        {"dims-change", no_argument, NULL, 'D'},
         {NULL, 0, NULL, 0}};
     const char *kind = "mel", *end_error = NULL;
     long tracks = 1, rows = 400, features = 96, chunk = 100, count = 1;
     double rate = 16000;
-    int no_end = 0, gap = 0, rate_change = 0, ndims = 0, c;
+    int no_end = 0, gap = 0, rate_change = 0, dims_change = 0, ndims = 0, c;
     int64_t dims[CMR_FRAME_MAX_DIMS];
     char *metas[64], *infos[64];
     int n_meta = 0, n_info = 0;
@@ -65,6 +67,7 @@ int main(int argc, char **argv)
         case 'g': gap = 1; break;
         case 'C': rate_change = 1; break;
         case 'e': end_error = optarg; break;
+        case 'D': dims_change = 1; break;
         case 'd':
             for (char *p = optarg; *p && ndims < CMR_FRAME_MAX_DIMS; ndims++) {
                 dims[ndims] = strtol(p, &p, 10);
@@ -104,6 +107,8 @@ int main(int argc, char **argv)
         }
         if (ndims) {
             for (long i = 0; i < count; i++) {
+                if (dims_change && i == 1)
+                    dims[ndims - 1]++;
                 if (cmr_frame_make_tensor(&fr, kind, track, ndims, dims) != CMR_OK)
                     die("bad --dims");
                 size_t n = cmr_frame_numel(&fr);
