@@ -1,0 +1,232 @@
+/* cmr-mel: mono 16 kHz "audio" frames -> "mel" frames [T, 96], streaming
+ * (lib/dsp/mel.h; docs/frontend.md)
+ *
+ *   cmr-decode a.flac | cmr-resample | cmr-mel > a.mel
+ *   cmr-decode --list train.tsv | cmr-resample | cmr-mel --stats train.stats > /dev/null
+ *   cmr-decode b.flac | cmr-resample | cmr-mel --norm train.stats | cmr-segment ...
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dsp/mel.h"
+#include "dsp/stats.h"
+#include "frame.h"
+#include "frontend.h"
+
+static noreturn void usage(FILE *f, int code)
+{
+    fprintf(f,
+        "Usage: cmr-mel [OPTION]... [FILE|-]\n"
+        "Log-mel spectrogram of mono 16 kHz \"audio\" frames (from cmr-resample), streaming.\n"
+        "Reads FILE or stdin, writes \"mel\" frames [T, N-MELS].\n"
+        "\n"
+        "Default (PAPER.md 1): periodic Hann 512, FFT 512, hop 256, centred frames with\n"
+        "reflect padding, Slaney mel scale and area norm on the magnitude spectrum, then\n"
+        "log10(1 + 10 mel) = torchaudio MelSpectrogram(power=1, norm=\"slaney\",\n"
+        "mel_scale=\"slaney\") + log10(1 + 10 x).\n"
+        "\n"
+        "  -m, --n-mels N      mel bands [96] (8..512)\n"
+        "      --n-fft N       FFT size and window length, even [512] (64..8192)\n"
+        "      --hop N         hop between frames, samples [256] (1..N-FFT)\n"
+        "      --f-min HZ      lowest band edge [0] (0..8000)\n"
+        "      --f-max HZ      highest band edge [8000] (0..8000), above --f-min\n"
+        "      --htk           the reference code's literal variant: HTK mel scale, no\n"
+        "                      area norm, POWER spectrum, no log\n"
+        "      --stats FILE    also accumulate the mean and std of every value written\n"
+        "                      (after --norm, if given) and write them to FILE at the end\n"
+        "      --norm FILE     standardise every value: (x - mean) / std with the mean and\n"
+        "                      std of a stats file written by --stats (or by hand)\n"
+        "      --force         write binary frames even to a terminal\n"
+        "  -q, --quiet         no warnings\n"
+        "  -v, --verbose       one line per track on stderr\n"
+        "  -h, --help          this help\n"
+        "\n"
+        "A track of L samples gives 1 + floor(L / HOP) frames (3 s: 188); an empty track\n"
+        "none. Tracks of at most N-FFT/2 samples are reflect-padded the way\n"
+        "numpy.pad(mode=\"reflect\") does (the reflection repeats). Each audio frame\n"
+        "yields one mel frame with the spectrogram frames it completed (offset: first\n"
+        "frame index in the track); the track's last frames come at its end frame.\n"
+        "Metadata is passed through. The values do not depend on the audio chunking.\n"
+        "\n"
+        "Exit status: 0 ok; 1 bad input (not mono 16 kHz audio: run cmr-resample; wrong\n"
+        "kind, gaps, non-finite samples, truncated stream), a bad or mismatched stats\n"
+        "file, nothing to compute --stats from, or output failed; 2 usage.\n");
+    exit(code);
+}
+
+/* the feature object behind the shared loop */
+static int v_push(void *o, const float *x, size_t n, struct cmr_error *e) { return cmr_mel_push(o, x, n, e); }
+static void v_end(void *o) { cmr_mel_end(o); }
+static int v_next(void *o, float *out) { return cmr_mel_next(o, out); }
+static size_t v_ready(const void *o, size_t n) { return cmr_mel_ready(o, n); }
+static void v_reset(void *o) { cmr_mel_reset(o); }
+
+struct post {
+    int norm;
+    double mean, std;
+    int stats;
+    struct cmr_stats acc;
+};
+
+static void post(void *ctx, const struct cmr_frame *fr, float *x, size_t n)
+{
+    struct post *p = ctx;
+    if (p->norm)
+        cmr_stats_apply(x, n, p->mean, p->std);
+    if (p->stats && cmr_stats_add(&p->acc, x, n) != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "track \"%s\": non-finite mel value, cannot compute --stats", fr->track);
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_NFFT = 256, O_HOP, O_FMIN, O_FMAX, O_HTK, O_STATS, O_NORM, O_FORCE };
+    static const struct option opts[] = {
+        {"n-mels", required_argument, NULL, 'm'},
+        {"n-fft", required_argument, NULL, O_NFFT},
+        {"hop", required_argument, NULL, O_HOP},
+        {"f-min", required_argument, NULL, O_FMIN},
+        {"f-max", required_argument, NULL, O_FMAX},
+        {"htk", no_argument, NULL, O_HTK},
+        {"stats", required_argument, NULL, O_STATS},
+        {"norm", required_argument, NULL, O_NORM},
+        {"force", no_argument, NULL, O_FORCE},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct cmr_mel_cfg cfg = cmr_mel_cfg_default();
+    const char *input = NULL, *stats_path = NULL, *norm_path = NULL;
+    int force = 0, htk = 0, c;
+    long n_mels = cfg.n_mels, n_fft = cfg.n_fft, hop = -1;
+    double f_min = cfg.f_min, f_max = cfg.f_max;
+
+    cli_init("cmr-mel");
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:qvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': n_mels = cli_long("--n-mels", optarg, 8, 512); break;
+        case O_NFFT:
+            n_fft = cli_long("--n-fft", optarg, 64, 8192);
+            if (n_fft % 2)
+                cli_usage_error("--n-fft takes an even integer in [64, 8192], got '%s'", optarg);
+            break;
+        case O_HOP: hop = cli_long("--hop", optarg, 1, 8192); break;
+        case O_FMIN: f_min = cli_double("--f-min", optarg, 0, 8000); break;
+        case O_FMAX: f_max = cli_double("--f-max", optarg, 0, 8000); break;
+        case O_HTK: htk = 1; break;
+        case O_STATS: stats_path = optarg; break;
+        case O_NORM: norm_path = optarg; break;
+        case O_FORCE: force = 1; break;
+        case 'q': cli_quiet = 1; break;
+        case 'v': cli_verbose = 1; break;
+        case 'h': usage(stdout, CLI_EXIT_OK);
+        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                cli_usage_error("unknown option '-%c'", optopt);
+            cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind > 1)
+        cli_usage_error("at most one input file");
+    if (optind < argc)
+        input = argv[optind];
+    if (hop < 0)
+        hop = n_fft / 2;
+    if (hop > n_fft)
+        cli_usage_error("--hop takes an integer in [1, %ld] (the FFT size), got '%ld'", n_fft, hop);
+    if (f_min >= f_max)
+        cli_usage_error("--f-min (%g Hz) should be below --f-max (%g Hz)", f_min, f_max);
+    if (stats_path && norm_path && !strcmp(stats_path, norm_path))
+        cli_usage_error("--stats and --norm name the same file '%s'", stats_path);
+
+    if (htk)
+        cfg = cmr_mel_cfg_htk();
+    cfg.n_mels = (int)n_mels;
+    cfg.n_fft = (int)n_fft;
+    cfg.hop = (int)hop;
+    cfg.f_min = f_min;
+    cfg.f_max = f_max;
+    char desc[CMR_STATS_TEXT_MAX - 16];
+    cmr_mel_cfg_describe(&cfg, desc, sizeof desc);
+
+    struct cmr_error err = {0};
+    struct post p = {0};
+    cmr_stats_init(&p.acc);
+    p.stats = stats_path != NULL;
+    if (norm_path) {
+        struct cmr_stats_file sf;
+        int rc = cmr_stats_read(norm_path, &sf, &err);
+        if (rc != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "--norm: %s", cmr_error_text(&err, rc));
+        if (sf.kind[0] && strcmp(sf.kind, "mel") != 0)
+            cli_die(CLI_EXIT_DATA, "--norm: %s holds statistics of \"%s\" frames, not \"mel\"", norm_path,
+                    sf.kind);
+        if (sf.config[0] && strcmp(sf.config, desc) != 0)
+            cli_die(CLI_EXIT_DATA, "--norm: %s was computed for a different front end (%s); this one is "
+                    "(%s)", norm_path, sf.config, desc);
+        p.norm = 1;
+        p.mean = sf.mean;
+        p.std = sf.std;
+    }
+
+    struct cmr_mel *mel = cmr_mel_new(&cfg, &err);
+    if (!mel)
+        cli_usage_error("%s", cmr_error_text(&err, err.code));
+    if (cmr_mel_empty_filters(mel))
+        cli_warn("%d of %d mel bands have no FFT bin (too many bands for --n-fft %ld); they are 0",
+                 cmr_mel_empty_filters(mel), cfg.n_mels, n_fft);
+
+    struct cmr_writer *w = cli_stdout_writer(force);
+    struct cmr_reader *rd = cli_open_reader(input);
+    struct cmr_frame hdr;
+    cmr_frame_init(&hdr);
+    cli_read_header(rd, &hdr);
+    if (cmr_frame_stage_param(&hdr, "sample_rate", "%g", cfg.sample_rate) ||
+        cmr_frame_stage_param(&hdr, "n_fft", "%d", cfg.n_fft) ||
+        cmr_frame_stage_param(&hdr, "hop", "%d", cfg.hop) ||
+        cmr_frame_stage_param(&hdr, "window", "hann-periodic") ||
+        cmr_frame_stage_param(&hdr, "pad", "reflect") ||
+        cmr_frame_stage_param(&hdr, "n_mels", "%d", cfg.n_mels) ||
+        cmr_frame_stage_param(&hdr, "f_min", "%g", cfg.f_min) ||
+        cmr_frame_stage_param(&hdr, "f_max", "%g", cfg.f_max) ||
+        cmr_frame_stage_param(&hdr, "power", "%d", cfg.power) ||
+        cmr_frame_stage_param(&hdr, "scale", "%s", htk ? "htk" : "slaney") ||
+        cmr_frame_stage_param(&hdr, "norm", "%s", htk ? "none" : "slaney") ||
+        cmr_frame_stage_param(&hdr, "log", "%s", htk ? "none" : "log10(1+10x)") ||
+        (p.norm && cmr_frame_stage_param(&hdr, "standardize", "mean=%.17g std=%.17g", p.mean, p.std)) ||
+        (p.norm && cmr_frame_stage_param(&hdr, "stats_file", "%s", norm_path)))
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    cli_put(w, &hdr);
+    cmr_frame_free(&hdr);
+
+    struct fe_ops ops = {
+        .kind = "mel", .width = cfg.n_mels, .rate = cfg.sample_rate, .obj = mel,
+        .push = v_push, .end = v_end, .next = v_next, .ready = v_ready, .reset = v_reset,
+        .post = (p.norm || p.stats) ? post : NULL, .post_ctx = &p,
+    };
+    fe_run(&ops, rd, w);
+    cmr_mel_free(mel);
+    cmr_reader_free(rd);
+    cmr_writer_free(w);
+    cli_finish_stdout();
+
+    if (stats_path) {
+        /* statistics of standardised values must not pass for raw ones */
+        char sdesc[CMR_STATS_TEXT_MAX];
+        snprintf(sdesc, sizeof sdesc, "%s%s", desc, p.norm ? " standardized" : "");
+        int rc = cmr_stats_write(stats_path, &p.acc, "mel", sdesc, &err);
+        if (rc == CMR_EINVAL && p.acc.count == 0)
+            cli_die(CLI_EXIT_DATA, "--stats: no mel values in the input, %s not written", stats_path);
+        if (rc != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "--stats: %s", cmr_error_text(&err, rc));
+        cli_info("--stats: %s: mean %.6g std %.6g over %llu values", stats_path, cmr_stats_mean(&p.acc),
+                 cmr_stats_std(&p.acc), (unsigned long long)p.acc.count);
+    }
+    return CLI_EXIT_OK;
+}
