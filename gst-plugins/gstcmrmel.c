@@ -1,0 +1,675 @@
+/* cmrmel: cmr's log-mel front end as a GStreamer element.
+ *
+ * SECTION:element-cmrmel
+ * @title: cmrmel
+ *
+ * Turns 16 kHz mono float audio into log-mel frames with the same code, and
+ * so the same numbers, as the cmr-mel filter (lib/dsp/mel.h: periodic Hann
+ * 512, hop 256, centred reflect-padded frames, 96 Slaney mel bands on the
+ * magnitude spectrum, log10(1 + 10 x) by default). With a stats file
+ * (cmr-stats) the frames are also standardised: (x - mean) / std.
+ *
+ * Output caps: `application/x-cmr-mel, n-mels=(int)F, rate=(int)16000,
+ * hop=(int)H`. Each buffer holds T x F float32 values (T frames, row-major),
+ * the frames that the input made ready; its PTS is the audio time of its
+ * first frame (frame i of a run is centred on sample i * hop), its OFFSET the
+ * index of that frame since the stream started. A timestamp gap of more than
+ * 40 ms in the input ends the current run (its last frames come out, padded
+ * as at the end of a track) and starts a new one, flagged DISCONT. A flush
+ * starts again from frame 0; EOS emits the last frames.
+ *
+ * Changing a property while running ends the current run the same way and
+ * rebuilds the front end (new caps if n-mels changed).
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 filesrc location=song.ogg ! decodebin ! audioconvert ! audioresample ! \
+ *     cmrmel ! cmrframes ! fdsink fd=1 | cmr-dump
+ * ]| prints one line per buffer of log-mel frames of song.ogg.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <string.h>
+
+#include <gst/audio/audio.h>
+
+#include "gstcmr.h"
+#include "gstcmrmel.h"
+#include "dsp/stats.h"
+#include "dsp/stft.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_cmr_mel_debug);
+#define GST_CAT_DEFAULT gst_cmr_mel_debug
+
+enum
+{
+  PROP_0,
+  PROP_N_FFT,
+  PROP_HOP,
+  PROP_N_MELS,
+  PROP_F_MIN,
+  PROP_F_MAX,
+  PROP_POWER,
+  PROP_MEL_SCALE,
+  PROP_NORM,
+  PROP_LOG,
+  PROP_STATS
+};
+
+#define SAMPLE_RATE 16000
+
+#define ALLOWED_CAPS \
+  "audio/x-raw, format=(string)" GST_AUDIO_NE (F32) ", rate=(int)16000, " \
+  "channels=(int)1, layout=(string){ interleaved, non-interleaved }"
+#define SRC_CAPS \
+  GST_CMR_MEL_MEDIA ", n-mels=(int)[1, 1024], rate=(int)16000, hop=(int)[1, 65536]"
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS (ALLOWED_CAPS));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
+    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (SRC_CAPS));
+
+G_DEFINE_TYPE (GstCmrMel, gst_cmr_mel, GST_TYPE_ELEMENT);
+GST_ELEMENT_REGISTER_DEFINE (cmrmel, "cmrmel", GST_RANK_NONE, GST_TYPE_CMR_MEL);
+
+/* ---- enum types for the properties ---- */
+
+#define GST_TYPE_CMR_MEL_SCALE (gst_cmr_mel_scale_get_type ())
+static GType
+gst_cmr_mel_scale_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {CMR_MEL_SCALE_SLANEY, "Slaney (linear below 1 kHz, log above; librosa's default)", "slaney"},
+    {CMR_MEL_SCALE_HTK, "HTK: 2595 log10(1 + f / 700)", "htk"},
+    {0, NULL, NULL}
+  };
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstCmrMelScale", values));
+  return type;
+}
+
+#define GST_TYPE_CMR_MEL_NORM (gst_cmr_mel_norm_get_type ())
+static GType
+gst_cmr_mel_norm_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {CMR_MEL_NORM_NONE, "No normalisation: triangles of height 1", "none"},
+    {CMR_MEL_NORM_SLANEY, "Slaney area normalisation: 2 / band width", "slaney"},
+    {0, NULL, NULL}
+  };
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstCmrMelNorm", values));
+  return type;
+}
+
+#define GST_TYPE_CMR_MEL_LOG (gst_cmr_mel_log_get_type ())
+static GType
+gst_cmr_mel_log_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {CMR_MEL_LOG_NONE, "No compression", "none"},
+    {CMR_MEL_LOG_1P, "log10(1 + 10 x), the paper's front end", "log1p"},
+    {CMR_MEL_LOG_DB, "10 log10(max(x, 1e-10)) (dB)", "db"},
+    {0, NULL, NULL}
+  };
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstCmrMelLog", values));
+  return type;
+}
+
+static void gst_cmr_mel_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec);
+static void gst_cmr_mel_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec);
+static void gst_cmr_mel_finalize (GObject * object);
+static GstStateChangeReturn gst_cmr_mel_change_state (GstElement * element,
+    GstStateChange transition);
+static gboolean gst_cmr_mel_sink_event (GstPad * pad, GstObject * parent, GstEvent * event);
+static gboolean gst_cmr_mel_src_query (GstPad * pad, GstObject * parent, GstQuery * query);
+static GstFlowReturn gst_cmr_mel_chain (GstPad * pad, GstObject * parent, GstBuffer * buf);
+
+static void
+gst_cmr_mel_class_init (GstCmrMelClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  const GParamFlags flags = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+      GST_PARAM_MUTABLE_PLAYING;
+  struct cmr_mel_cfg def = cmr_mel_cfg_default ();
+
+  GST_DEBUG_CATEGORY_INIT (gst_cmr_mel_debug, "cmrmel", 0, "cmr log-mel front end");
+
+  gobject_class->set_property = gst_cmr_mel_set_property;
+  gobject_class->get_property = gst_cmr_mel_get_property;
+  gobject_class->finalize = gst_cmr_mel_finalize;
+
+  g_object_class_install_property (gobject_class, PROP_N_FFT,
+      g_param_spec_int ("n-fft", "FFT size",
+          "FFT size = Hann window length, in samples (even)",
+          CMR_STFT_MIN_NFFT, CMR_STFT_MAX_NFFT, def.n_fft, flags));
+  g_object_class_install_property (gobject_class, PROP_HOP,
+      g_param_spec_int ("hop", "Hop",
+          "Samples from one frame to the next (at most n-fft)",
+          1, CMR_STFT_MAX_NFFT, def.hop, flags));
+  g_object_class_install_property (gobject_class, PROP_N_MELS,
+      g_param_spec_int ("n-mels", "Mel bands", "Number of mel bands",
+          1, CMR_MEL_MAX_MELS, def.n_mels, flags));
+  g_object_class_install_property (gobject_class, PROP_F_MIN,
+      g_param_spec_double ("f-min", "Lowest frequency",
+          "Lower edge of the first band, Hz", 0, SAMPLE_RATE / 2, def.f_min, flags));
+  g_object_class_install_property (gobject_class, PROP_F_MAX,
+      g_param_spec_double ("f-max", "Highest frequency",
+          "Upper edge of the last band, Hz (above f-min)", 0, SAMPLE_RATE / 2, def.f_max,
+          flags));
+  g_object_class_install_property (gobject_class, PROP_POWER,
+      g_param_spec_int ("power", "Power",
+          "1: magnitude spectrum (the paper), 2: power spectrum", 1, 2, def.power, flags));
+  g_object_class_install_property (gobject_class, PROP_MEL_SCALE,
+      g_param_spec_enum ("mel-scale", "Mel scale", "Mel scale of the band edges",
+          GST_TYPE_CMR_MEL_SCALE, def.scale, flags));
+  g_object_class_install_property (gobject_class, PROP_NORM,
+      g_param_spec_enum ("norm", "Filter normalisation", "Normalisation of the mel filters",
+          GST_TYPE_CMR_MEL_NORM, def.norm, flags));
+  g_object_class_install_property (gobject_class, PROP_LOG,
+      g_param_spec_enum ("log", "Log compression", "Compression of the mel energies",
+          GST_TYPE_CMR_MEL_LOG, def.log, flags));
+  g_object_class_install_property (gobject_class, PROP_STATS,
+      g_param_spec_string ("stats", "Stats file",
+          "Feature statistics file (cmr-stats); when set, frames are standardised "
+          "as (x - mean) / std. Its front-end configuration must match this one's",
+          NULL, flags));
+
+  gst_element_class_set_static_metadata (element_class,
+      "cmr log-mel front end", "Filter/Analyzer/Audio",
+      "Log-mel spectrogram frames of 16 kHz mono audio, as the cmr-mel filter computes them",
+      "cmr");
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  element_class->change_state = GST_DEBUG_FUNCPTR (gst_cmr_mel_change_state);
+
+  gst_type_mark_as_plugin_api (GST_TYPE_CMR_MEL_SCALE, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CMR_MEL_NORM, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_CMR_MEL_LOG, 0);
+}
+
+static void
+gst_cmr_mel_init (GstCmrMel * self)
+{
+  self->sinkpad = gst_pad_new_from_static_template (&sink_template, "sink");
+  gst_pad_set_chain_function (self->sinkpad, GST_DEBUG_FUNCPTR (gst_cmr_mel_chain));
+  gst_pad_set_event_function (self->sinkpad, GST_DEBUG_FUNCPTR (gst_cmr_mel_sink_event));
+  GST_PAD_SET_PROXY_ALLOCATION (self->sinkpad);
+  gst_element_add_pad (GST_ELEMENT (self), self->sinkpad);
+
+  self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
+  gst_pad_set_query_function (self->srcpad, GST_DEBUG_FUNCPTR (gst_cmr_mel_src_query));
+  gst_pad_use_fixed_caps (self->srcpad);
+  gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
+
+  g_mutex_init (&self->lock);
+  self->cfg = cmr_mel_cfg_default ();
+  self->t0 = GST_CLOCK_TIME_NONE;
+}
+
+static void
+gst_cmr_mel_finalize (GObject * object)
+{
+  GstCmrMel *self = GST_CMR_MEL (object);
+
+  cmr_mel_free (self->mel);
+  g_free (self->out);
+  g_free (self->stats);
+  if (self->pending_stage)
+    gst_event_unref (self->pending_stage);
+  g_mutex_clear (&self->lock);
+  G_OBJECT_CLASS (gst_cmr_mel_parent_class)->finalize (object);
+}
+
+static void
+gst_cmr_mel_set_property (GObject * object, guint prop_id, const GValue * value,
+    GParamSpec * pspec)
+{
+  GstCmrMel *self = GST_CMR_MEL (object);
+
+  g_mutex_lock (&self->lock);
+  switch (prop_id) {
+    case PROP_N_FFT:
+      self->cfg.n_fft = g_value_get_int (value);
+      break;
+    case PROP_HOP:
+      self->cfg.hop = g_value_get_int (value);
+      break;
+    case PROP_N_MELS:
+      self->cfg.n_mels = g_value_get_int (value);
+      break;
+    case PROP_F_MIN:
+      self->cfg.f_min = g_value_get_double (value);
+      break;
+    case PROP_F_MAX:
+      self->cfg.f_max = g_value_get_double (value);
+      break;
+    case PROP_POWER:
+      self->cfg.power = g_value_get_int (value);
+      break;
+    case PROP_MEL_SCALE:
+      self->cfg.scale = g_value_get_enum (value);
+      break;
+    case PROP_NORM:
+      self->cfg.norm = g_value_get_enum (value);
+      break;
+    case PROP_LOG:
+      self->cfg.log = g_value_get_enum (value);
+      break;
+    case PROP_STATS:
+      g_free (self->stats);
+      self->stats = g_value_dup_string (value);
+      if (self->stats && !*self->stats)
+        g_clear_pointer (&self->stats, g_free);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      g_mutex_unlock (&self->lock);
+      return;
+  }
+  self->reconfigure = TRUE;
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+gst_cmr_mel_get_property (GObject * object, guint prop_id, GValue * value,
+    GParamSpec * pspec)
+{
+  GstCmrMel *self = GST_CMR_MEL (object);
+
+  g_mutex_lock (&self->lock);
+  switch (prop_id) {
+    case PROP_N_FFT:
+      g_value_set_int (value, self->cfg.n_fft);
+      break;
+    case PROP_HOP:
+      g_value_set_int (value, self->cfg.hop);
+      break;
+    case PROP_N_MELS:
+      g_value_set_int (value, self->cfg.n_mels);
+      break;
+    case PROP_F_MIN:
+      g_value_set_double (value, self->cfg.f_min);
+      break;
+    case PROP_F_MAX:
+      g_value_set_double (value, self->cfg.f_max);
+      break;
+    case PROP_POWER:
+      g_value_set_int (value, self->cfg.power);
+      break;
+    case PROP_MEL_SCALE:
+      g_value_set_enum (value, self->cfg.scale);
+      break;
+    case PROP_NORM:
+      g_value_set_enum (value, self->cfg.norm);
+      break;
+    case PROP_LOG:
+      g_value_set_enum (value, self->cfg.log);
+      break;
+    case PROP_STATS:
+      g_value_set_string (value, self->stats);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  g_mutex_unlock (&self->lock);
+}
+
+/* ---- streaming ---- */
+
+static void
+reset_stream (GstCmrMel * self)
+{
+  if (self->mel)
+    cmr_mel_reset (self->mel);
+  self->t0 = GST_CLOCK_TIME_NONE;
+  self->run_samples = 0;
+  self->run_frames = 0;
+  self->offset = 0;
+  self->discont = TRUE;
+}
+
+static gboolean
+ensure_out (GstCmrMel * self, gsize frames)
+{
+  if (frames <= self->out_cap)
+    return TRUE;
+  gsize cap = MAX (frames, 2 * self->out_cap);
+  gfloat *p = g_try_realloc_n (self->out, cap, (gsize) self->active.n_mels * sizeof (gfloat));
+  if (!p)
+    return FALSE;
+  self->out = p;
+  self->out_cap = cap;
+  return TRUE;
+}
+
+/* pushes n frames from self->out */
+static GstFlowReturn
+push_frames (GstCmrMel * self, gsize n)
+{
+  const gint F = self->active.n_mels, hop = self->active.hop;
+  gsize bytes = n * (gsize) F * sizeof (gfloat);
+  GstBuffer *buf;
+  GstClockTime t1;
+
+  if (n == 0)
+    return GST_FLOW_OK;
+  if (self->pending_stage) {
+    gst_pad_push_event (self->srcpad, self->pending_stage);
+    self->pending_stage = NULL;
+  }
+  if (self->have_stats)
+    cmr_stats_apply (self->out, n * (gsize) F, self->mean, self->std);
+  buf = gst_buffer_new_allocate (NULL, bytes, NULL);
+  gst_buffer_fill (buf, 0, self->out, bytes);
+  if (GST_CLOCK_TIME_IS_VALID (self->t0)) {
+    GST_BUFFER_PTS (buf) = self->t0 + gst_cmr_time_of (self->run_frames, hop, SAMPLE_RATE);
+    t1 = self->t0 + gst_cmr_time_of (self->run_frames + n, hop, SAMPLE_RATE);
+    GST_BUFFER_DURATION (buf) = t1 - GST_BUFFER_PTS (buf);
+  }
+  GST_BUFFER_OFFSET (buf) = self->offset;
+  GST_BUFFER_OFFSET_END (buf) = self->offset + n;
+  if (self->discont) {
+    GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
+    self->discont = FALSE;
+  }
+  self->run_frames += n;
+  self->offset += n;
+  return gst_pad_push (self->srcpad, buf);
+}
+
+/* ends the current run: its last frames (padded as at the end of a track) go out */
+static GstFlowReturn
+drain (GstCmrMel * self)
+{
+  struct cmr_error err = { 0 };
+  gsize n = 0;
+  GstFlowReturn ret;
+
+  if (!self->mel)
+    return GST_FLOW_OK;
+  if (self->run_samples == 0) {
+    cmr_mel_reset (self->mel);
+    return GST_FLOW_OK;
+  }
+  if (!ensure_out (self, cmr_mel_flush_frames (self->mel)))
+    goto nomem;
+  if (cmr_mel_flush (self->mel, self->out, self->out_cap, &n, &err) != CMR_OK) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL), ("%s", err.msg));
+    return GST_FLOW_ERROR;
+  }
+  ret = push_frames (self, n);
+  self->t0 = GST_CLOCK_TIME_NONE;
+  self->run_samples = 0;
+  self->run_frames = 0;
+  return ret;
+
+nomem:
+  GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cmrmel: out of memory"));
+  return GST_FLOW_ERROR;
+}
+
+/* pushes the events configure() made, in order, before the next buffer */
+static void
+announce (GstCmrMel * self, GstEvent * caps_event, GstEvent * stage_event)
+{
+  if (caps_event)
+    gst_pad_push_event (self->srcpad, caps_event);
+  /* the stage goes out before the next buffer, after the segment */
+  if (stage_event)
+    gst_event_replace (&self->pending_stage, stage_event);
+  if (stage_event)
+    gst_event_unref (stage_event);
+}
+
+/* builds the front end from the properties; *caps and *stage are the events
+ * that announce it downstream (push them without the lock). Called with the
+ * lock held. */
+static gboolean
+configure (GstCmrMel * self, GstEvent ** caps_event, GstEvent ** stage_event)
+{
+  struct cmr_error err = { 0 };
+  struct cmr_mel_cfg cfg = self->cfg;
+  struct cmr_stats_file sf;
+  gchar desc[CMR_STATS_TEXT_MAX];
+  struct cmr_mel *mel;
+  GstCaps *caps;
+  GstEvent *stage;
+
+  cfg.sample_rate = SAMPLE_RATE;
+  if (!(mel = cmr_mel_new (&cfg, &err))) {
+    GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("Bad front-end settings"),
+        ("cmrmel: %s", err.msg));
+    return FALSE;
+  }
+  cmr_mel_cfg_describe (&cfg, desc, sizeof desc);
+  self->have_stats = FALSE;
+  if (self->stats) {
+    if (cmr_stats_read (self->stats, &sf, &err) != CMR_OK) {
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot use the stats file"),
+          ("cmrmel: %s", err.msg));
+      cmr_mel_free (mel);
+      return FALSE;
+    }
+    if ((sf.kind[0] && strcmp (sf.kind, "mel") != 0)
+        || (sf.config[0] && strcmp (sf.config, desc) != 0)) {
+      GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+          ("The stats file was computed with another front end"),
+          ("cmrmel: %s has kind '%s', config '%s'; this element computes mel with '%s'",
+              self->stats, sf.kind, sf.config, desc));
+      cmr_mel_free (mel);
+      return FALSE;
+    }
+    self->have_stats = TRUE;
+    self->mean = sf.mean;
+    self->std = sf.std;
+  }
+  cmr_mel_free (self->mel);
+  self->mel = mel;
+  self->active = cfg;
+  self->out_cap = 0;
+  g_clear_pointer (&self->out, g_free);
+  self->reconfigure = FALSE;
+
+  caps = gst_caps_new_simple (GST_CMR_MEL_MEDIA,
+      "n-mels", G_TYPE_INT, cfg.n_mels, "rate", G_TYPE_INT, SAMPLE_RATE,
+      "hop", G_TYPE_INT, cfg.hop, NULL);
+  {
+    gchar nfft[16], hop[16], nmels[16], fmin[32], fmax[32], power[8], mean[40], std[40];
+    g_snprintf (nfft, sizeof nfft, "%d", cfg.n_fft);
+    g_snprintf (hop, sizeof hop, "%d", cfg.hop);
+    g_snprintf (nmels, sizeof nmels, "%d", cfg.n_mels);
+    g_snprintf (fmin, sizeof fmin, "%g", cfg.f_min);
+    g_snprintf (fmax, sizeof fmax, "%g", cfg.f_max);
+    g_snprintf (power, sizeof power, "%d", cfg.power);
+    g_snprintf (mean, sizeof mean, "%.17g", self->have_stats ? self->mean : 0.0);
+    g_snprintf (std, sizeof std, "%.17g", self->have_stats ? self->std : 1.0);
+    stage = gst_cmr_stage_event_new ("cmrmel", "config", desc, "n_fft", nfft, "hop", hop,
+        "n_mels", nmels, "f_min", fmin, "f_max", fmax, "power", power,
+        "stats", self->stats ? self->stats : "", "mean", mean, "std", std, NULL);
+  }
+  GST_DEBUG_OBJECT (self, "front end: %s", desc);
+  *caps_event = gst_event_new_caps (caps);
+  *stage_event = stage;
+  gst_caps_unref (caps);
+  return TRUE;
+}
+
+static GstFlowReturn
+gst_cmr_mel_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
+{
+  GstCmrMel *self = GST_CMR_MEL (parent);
+  struct cmr_error err = { 0 };
+  GstFlowReturn ret = GST_FLOW_OK;
+  GstClockTime pts = GST_BUFFER_PTS (buf);
+  GstMapInfo map;
+  gsize n, ready, n_out = 0;
+  gboolean ok = TRUE;
+  GstEvent *caps_event = NULL, *stage_event = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->reconfigure && self->mel) {
+    g_mutex_unlock (&self->lock);
+    if ((ret = drain (self)) != GST_FLOW_OK)
+      goto done;
+    g_mutex_lock (&self->lock);
+    self->discont = TRUE;
+    ok = configure (self, &caps_event, &stage_event);
+  }
+  g_mutex_unlock (&self->lock);
+  announce (self, caps_event, stage_event);
+  if (!ok) {
+    ret = GST_FLOW_ERROR;
+    goto done;
+  }
+  if (!self->mel) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL), ("cmrmel: data before caps"));
+    ret = GST_FLOW_NOT_NEGOTIATED;
+    goto done;
+  }
+
+  /* a gap in the timestamps ends the run */
+  if (GST_CLOCK_TIME_IS_VALID (pts) && GST_CLOCK_TIME_IS_VALID (self->t0)) {
+    GstClockTime expected = self->t0 + gst_cmr_time_of (self->run_samples, 1, SAMPLE_RATE);
+    GstClockTimeDiff diff = GST_CLOCK_DIFF (expected, pts);
+    if (ABS (diff) > (GstClockTimeDiff) GST_CMR_DISCONT_TOLERANCE) {
+      GST_INFO_OBJECT (self, "timestamp gap of %" GST_STIME_FORMAT ": new run",
+          GST_STIME_ARGS (diff));
+      if ((ret = drain (self)) != GST_FLOW_OK)
+        goto done;
+      self->discont = TRUE;
+    }
+  }
+  if (!GST_CLOCK_TIME_IS_VALID (self->t0) && self->run_samples == 0)
+    self->t0 = GST_CLOCK_TIME_IS_VALID (pts) ? pts : 0;
+
+  if (!gst_buffer_map (buf, &map, GST_MAP_READ)) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL), ("cmrmel: cannot map the input"));
+    ret = GST_FLOW_ERROR;
+    goto done;
+  }
+  n = map.size / sizeof (gfloat);
+  ready = cmr_mel_ready (self->mel, n);
+  if (!ensure_out (self, ready)) {
+    gst_buffer_unmap (buf, &map);
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cmrmel: out of memory"));
+    ret = GST_FLOW_ERROR;
+    goto done;
+  }
+  if (cmr_mel_process (self->mel, (const gfloat *) map.data, n, self->out, self->out_cap,
+          &n_out, &err) != CMR_OK) {
+    gst_buffer_unmap (buf, &map);
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL), ("cmrmel: %s", err.msg));
+    ret = GST_FLOW_ERROR;
+    goto done;
+  }
+  gst_buffer_unmap (buf, &map);
+  self->run_samples += n;
+  ret = push_frames (self, n_out);
+
+done:
+  gst_buffer_unref (buf);
+  return ret;
+}
+
+static gboolean
+gst_cmr_mel_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
+{
+  GstCmrMel *self = GST_CMR_MEL (parent);
+  gboolean ok;
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_CAPS:{
+      GstCaps *caps;
+      GstAudioInfo info;
+
+      gst_event_parse_caps (event, &caps);
+      if (!gst_audio_info_from_caps (&info, caps) || GST_AUDIO_INFO_RATE (&info) != SAMPLE_RATE
+          || GST_AUDIO_INFO_CHANNELS (&info) != 1
+          || GST_AUDIO_INFO_FORMAT (&info) != GST_AUDIO_FORMAT_F32) {
+        GST_WARNING_OBJECT (self, "refusing caps %" GST_PTR_FORMAT, caps);
+        gst_event_unref (event);
+        return FALSE;
+      }
+      gst_event_unref (event);
+      /* the same caps again keep the running front end */
+      GstEvent *caps_event = NULL, *stage_event = NULL;
+      g_mutex_lock (&self->lock);
+      ok = (self->mel && !self->reconfigure) ? TRUE
+          : configure (self, &caps_event, &stage_event);
+      g_mutex_unlock (&self->lock);
+      announce (self, caps_event, stage_event);
+      return ok;
+    }
+    case GST_EVENT_FLUSH_STOP:
+      reset_stream (self);
+      return gst_pad_event_default (pad, parent, event);
+    case GST_EVENT_EOS:
+      drain (self);
+      return gst_pad_event_default (pad, parent, event);
+    case GST_EVENT_STREAM_START:
+      /* a new stream: end the old one's run, count frames from 0 */
+      drain (self);
+      self->offset = 0;
+      self->discont = TRUE;
+      return gst_pad_event_default (pad, parent, event);
+    default:
+      return gst_pad_event_default (pad, parent, event);
+  }
+}
+
+static gboolean
+gst_cmr_mel_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
+{
+  GstCmrMel *self = GST_CMR_MEL (parent);
+
+  switch (GST_QUERY_TYPE (query)) {
+    case GST_QUERY_LATENCY:{
+      gboolean live;
+      GstClockTime min, max, ours;
+
+      if (!gst_pad_peer_query (self->sinkpad, query))
+        return FALSE;
+      gst_query_parse_latency (query, &live, &min, &max);
+      /* a frame needs the half window after its centre */
+      g_mutex_lock (&self->lock);
+      ours = gst_cmr_time_of (self->cfg.n_fft / 2, 1, SAMPLE_RATE);
+      g_mutex_unlock (&self->lock);
+      min += ours;
+      if (GST_CLOCK_TIME_IS_VALID (max))
+        max += ours;
+      gst_query_set_latency (query, live, min, max);
+      return TRUE;
+    }
+    default:
+      return gst_pad_query_default (pad, parent, query);
+  }
+}
+
+static GstStateChangeReturn
+gst_cmr_mel_change_state (GstElement * element, GstStateChange transition)
+{
+  GstCmrMel *self = GST_CMR_MEL (element);
+  GstStateChangeReturn ret;
+
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+    reset_stream (self);
+  ret = GST_ELEMENT_CLASS (gst_cmr_mel_parent_class)->change_state (element, transition);
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
+    cmr_mel_free (self->mel);
+    self->mel = NULL;
+    g_clear_pointer (&self->out, g_free);
+    self->out_cap = 0;
+  }
+  return ret;
+}
