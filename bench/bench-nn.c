@@ -75,6 +75,34 @@ int main(int argc, char **argv)
             t = now() - t;
             tb = t < tb ? t : tb;
         }
+        /* the rest of the block: bn (train), relu in place, maxpool; and their backward */
+        static const int pk[5][2] = {{2, 2}, {2, 2}, {2, 2}, {4, 4}, {5, 3}};
+        struct cmr_pool2d_dims pd = {B, d.OC, d.H, d.W, pk[blk][0], pk[blk][1]};
+        size_t np = (size_t)B * d.OC * cmr_pool2d_oh(&pd) * cmr_pool2d_ow(&pd);
+        float *a = randbuf(&r, no), *g = randbuf(&r, d.OC), *be = randbuf(&r, d.OC),
+              *mean = randbuf(&r, d.OC), *rstd = randbuf(&r, d.OC), *rm = randbuf(&r, d.OC),
+              *rv = randbuf(&r, d.OC), *p = randbuf(&r, np), *da = randbuf(&r, no),
+              *dc = randbuf(&r, no);
+        int32_t *am = malloc(np * sizeof *am);
+        double te = 1e30, tbe = 1e30;
+        for (int i = 0; i < reps; i++) {
+            double t = now();
+            cmr_batchnorm2d_forward_train(a, mean, rstd, rm, rv, y, g, be, B, d.OC, d.H * d.W,
+                                          CMR_BN_MOMENTUM, CMR_BN_EPS);
+            cmr_relu_forward(a, a, no);
+            cmr_maxpool2d_forward(p, am, a, &pd);
+            t = now() - t;
+            te = t < te ? t : te;
+            t = now();
+            cmr_maxpool2d_backward(da, p, am, &pd);
+            cmr_relu_backward(dc, da, a, no);
+            cmr_batchnorm2d_backward(da, g, be, dc, y, g, mean, rstd, B, d.OC, d.H * d.W);
+            t = now() - t;
+            tbe = t < tbe ? t : tbe;
+        }
+        printf("      bn+relu+pool: fwd %7.2f ms, bwd %7.2f ms\n", te * 1e3, tbe * 1e3);
+        free(a); free(g); free(be); free(mean); free(rstd); free(rm); free(rv); free(p);
+        free(da); free(dc); free(am);
         double fb = blk ? 2 * flop : flop;
         printf("conv block %d %3d->%3d %3dx%2d: fwd %7.2f ms %6.1f GFLOP/s (%3.0f%% of peak)"
                "  bwd %7.2f ms %6.1f GFLOP/s (%3.0f%%)\n",

@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "nn/nn.h"
+#include "nn/vec.h"
 
 #define CONV_TILE 1024      /* columns per tile on large maps */
 #define CONV_GROUP_MIN 512  /* below this many positions per image, group images */
@@ -141,8 +142,8 @@ static void col2im_add(float *dinp, const float *dcol, int ld, int p0, int np,
                     int l = lo > a ? lo : a, h = hi < b ? hi : b;
                     const float *src = row + (oh * OW - p0);
                     float *dst = plane + (size_t)ih * W + (kw - d->PW);
-                    for (int ow = l; ow < h; ow++)
-                        dst[ow] += src[ow];
+                    if (h > l)
+                        vadd(dst + l, src + l, (size_t)(h - l));
                 }
             }
         }
@@ -166,8 +167,7 @@ void cmr_conv2d_forward(float *out, float *scratch, const float *inp, const floa
                 im2col(col, np, x, p0, np, d);
                 if (bias)
                     for (int oc = 0; oc < OC; oc++)
-                        for (int j = 0; j < np; j++)
-                            y[(size_t)oc * P + p0 + j] = bias[oc];
+                        vfill(y + (size_t)oc * P + p0, (size_t)np, bias[oc]);
                 cmr_sgemm(0, 0, OC, np, K, 1.0f, weight, K, col, np, bias ? 1.0f : 0.0f,
                           y + p0, P);
             }
@@ -183,10 +183,8 @@ void cmr_conv2d_forward(float *out, float *scratch, const float *inp, const floa
         for (int i = 0; i < g; i++) {
             float *y = out + (b0 + i) * out_sz;
             for (int oc = 0; oc < OC; oc++) {
-                const float *s = stage + (size_t)oc * n + (size_t)i * P;
-                float bv = bias ? bias[oc] : 0.0f;
-                for (int j = 0; j < P; j++)
-                    y[(size_t)oc * P + j] = s[j] + bv;
+                vaffine(y + (size_t)oc * P, stage + (size_t)oc * n + (size_t)i * P, (size_t)P, 1.0f,
+                        bias ? bias[oc] : 0.0f);
             }
         }
     }
@@ -194,14 +192,12 @@ void cmr_conv2d_forward(float *out, float *scratch, const float *inp, const floa
 
 static void bias_grad(float *dbias, const float *dout, int B, int OC, int P)
 {
-    for (int b = 0; b < B; b++)
-        for (int oc = 0; oc < OC; oc++) {
-            const float *g = dout + ((size_t)b * OC + oc) * P;
-            float s = 0.0f;
-            for (int j = 0; j < P; j++)
-                s += g[j];
-            dbias[oc] += s;
-        }
+    for (int oc = 0; oc < OC; oc++) {
+        double s = 0;
+        for (int b = 0; b < B; b++)
+            s += vsum(dout + ((size_t)b * OC + oc) * P, (size_t)P);
+        dbias[oc] += (float)s;
+    }
 }
 
 void cmr_conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,

@@ -22,9 +22,12 @@
  *    and are not preserved; their size in floats comes from a *_scratch_floats
  *    function. Scratch and outputs must not alias inputs unless a comment
  *    allows it.
- *  - Each fast kernel has a *_naive twin (plain loops, double accumulation
- *    where it matters) used by tests/unit/test-nn-*.c as the reference.
- *  - The maths matches PyTorch 2.x (torch.nn.functional / torch.nn modules),
+ *  - Each kernel built on GEMM (sgemm, conv2d, linear, GRU) and batch norm has
+ *    a *_naive twin (plain loops, double accumulation) that
+ *    tests/unit/test-nn-*.c use as the reference; the loop-only kernels
+ *    (relu, pooling, InfoNCE, Adam) are checked against PyTorch directly.
+ *  - The maths matches PyTorch (torch.nn.functional / torch.nn modules; the
+ *    fixtures were written with Debian 12's torch 1.13),
  *    each function names the module it matches; tests/ref/make_refs_nn.py
  *    writes the fixtures the unit tests compare against.
  *  - Sizes are int (every tensor in cmr has fewer than 2^31 elements);

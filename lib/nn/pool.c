@@ -4,9 +4,11 @@
  * and a NaN wins over any number (the last NaN of a window, as there). max over
  * time keeps the first maximum and the first NaN, as torch.max(dim). */
 #include <math.h>
+#include <string.h>
 
 #include "err.h"
 #include "nn/nn.h"
+#include "nn/vec.h"
 
 int cmr_pool2d_oh(const struct cmr_pool2d_dims *d) { return d->KH > 0 ? d->H / d->KH : 0; }
 int cmr_pool2d_ow(const struct cmr_pool2d_dims *d) { return d->KW > 0 ? d->W / d->KW : 0; }
@@ -20,6 +22,20 @@ int cmr_pool2d_check(const struct cmr_pool2d_dims *d)
     return CMR_OK;
 }
 
+/* m, b = v, i if v wins (v > m, or v is NaN), without a branch: the compare
+ * result becomes a bit mask (a mispredicted branch per element costs more
+ * than the whole update) */
+static inline void take_if_greater(float v, int32_t i, float *m, int32_t *b)
+{
+    uint32_t c = -(uint32_t)((v > *m) | (v != v));
+    uint32_t vb, mb;
+    memcpy(&vb, &v, 4);
+    memcpy(&mb, m, 4);
+    mb = (vb & c) | (mb & ~c);
+    memcpy(m, &mb, 4);
+    *b = (int32_t)(((uint32_t)i & c) | ((uint32_t)*b & ~c));
+}
+
 void cmr_maxpool2d_forward(float *out, int32_t *argmax, const float *inp,
                            const struct cmr_pool2d_dims *d)
 {
@@ -31,16 +47,12 @@ void cmr_maxpool2d_forward(float *out, int32_t *argmax, const float *inp,
         int32_t *am = argmax + pc * OH * OW;
         for (int oh = 0; oh < OH; oh++)
             for (int ow = 0; ow < OW; ow++) {
-                int best = oh * d->KH * W + ow * d->KW;
+                int32_t best = oh * d->KH * W + ow * d->KW;
                 float m = x[best];
                 for (int kh = 0; kh < d->KH; kh++)
                     for (int kw = 0; kw < d->KW; kw++) {
-                        int i = (oh * d->KH + kh) * W + ow * d->KW + kw;
-                        float v = x[i];
-                        if (v > m || isnan(v)) {
-                            m = v;
-                            best = i;
-                        }
+                        int32_t i = (oh * d->KH + kh) * W + ow * d->KW + kw;
+                        take_if_greater(x[i], i, &m, &best);
                     }
                 y[oh * OW + ow] = m;
                 am[oh * OW + ow] = best;
@@ -71,17 +83,32 @@ void cmr_maxtime_forward(float *out, int32_t *argmax, const float *inp,
         const float *x = inp + pc * T * F;
         float *y = out + pc * F;
         int32_t *am = argmax + pc * F;
-        for (int f = 0; f < F; f++) {
-            y[f] = x[f];
-            am[f] = 0;
+        int f = 0;
+        /* four frequencies at a time: v wins if v > m, or v is NaN and m is not */
+        for (; f + 4 <= F; f += 4) {
+            v4f m = v4f_load(x + f);
+            v4i b = {0, 0, 0, 0};
+            for (int t = 1; t < T; t++) {
+                v4f v = v4f_load(x + (size_t)t * F + f);
+                v4i c = (v > m) | ((v != v) & (m == m));
+                m = v4f_select(c, v, m);
+                b = (c & (v4i){t, t, t, t}) | (~c & b);
+            }
+            v4f_store(y + f, m);
+            memcpy(am + f, &b, sizeof b);
         }
-        for (int t = 1; t < T; t++) {
-            const float *row = x + (size_t)t * F;
-            for (int f = 0; f < F; f++)
-                if (row[f] > y[f] || (isnan(row[f]) && !isnan(y[f]))) {
-                    y[f] = row[f];
-                    am[f] = t;
+        for (; f < F; f++) {
+            float m = x[f];
+            int32_t b = 0;
+            for (int t = 1; t < T; t++) {
+                float v = x[(size_t)t * F + f];
+                if (v > m || (isnan(v) && !isnan(m))) {
+                    m = v;
+                    b = t;
                 }
+            }
+            y[f] = m;
+            am[f] = b;
         }
     }
 }
