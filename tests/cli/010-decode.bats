@@ -113,23 +113,23 @@ decode_dump() {
 
 @test "cmr-decode: a missing file is exit 1 with a message naming it" {
     run -1 --separate-stderr decode_dump "$TMP/nope.wav"
-    [ "$stderr" = "cmr-decode: $TMP/nope.wav: No such file or directory" ]
+    [ "${stderr_lines[0]}" = "cmr-decode: $TMP/nope.wav: No such file or directory" ]
     [ "${#lines[@]}" -eq 1 ]    # the header only
 }
 
 @test "cmr-decode: a file that is not audio is exit 1 with a message naming it" {
     echo "this is a text file, not audio; it is long enough to look like something" > "$TMP/text.wav"
     run -1 --separate-stderr decode "$TMP/text.wav"
-    [[ "$stderr" == "cmr-decode: $TMP/text.wav: "* ]]
+    [[ "${stderr_lines[0]}" == "cmr-decode: $TMP/text.wav: "* ]]
     : > "$TMP/empty.flac"
     run -1 --separate-stderr decode "$TMP/empty.flac"
-    [[ "$stderr" == "cmr-decode: $TMP/empty.flac: "* ]]
+    [[ "${stderr_lines[0]}" == "cmr-decode: $TMP/empty.flac: "* ]]
 }
 
 @test "cmr-decode: a file with 0 sample frames is an error: no audio" {
     sox -q -n -r 16000 -c 1 -b 16 "$TMP/zero.wav" trim 0 0
     run -1 --separate-stderr decode "$TMP/zero.wav"
-    [ "$stderr" = "cmr-decode: $TMP/zero.wav: no audio (0 sample frames)" ]
+    [ "${stderr_lines[0]}" = "cmr-decode: $TMP/zero.wav: no audio (0 sample frames)" ]
 }
 
 @test "cmr-decode --keep-going: failed tracks get an end frame with error; exit 1 at the end" {
@@ -181,25 +181,25 @@ decode_dump() {
     run -1 --separate-stderr decode_dump --list "$TMP/l.tsv"
     [[ "${lines[1]}" == 'tensor kind=audio track="d/a.wav" '* ]]
     # messages name the resolved path
-    [ "$stderr" = "cmr-decode: $TMP/d/b.wav: No such file or directory" ]
+    [ "${stderr_lines[0]}" = "cmr-decode: $TMP/d/b.wav: No such file or directory" ]
 }
 
 @test "cmr-decode --list: bad lists are exit 1 with the line" {
     mk_sine "$TMP/a.wav" 440 0.1
     printf 'file\ttrack\na.wav\t1\n' > "$TMP/l.tsv"
     run -1 --separate-stderr cmr decode --list "$TMP/l.tsv"
-    [[ "$stderr" == "cmr-decode: $TMP/l.tsv:1: no 'path' column in the header"* ]]
+    [[ "${stderr_lines[0]}" == "cmr-decode: $TMP/l.tsv:1: no 'path' column in the header"* ]]
     printf 'path\ttrack\na.wav\t1\na.wav\t1\n' > "$TMP/l.tsv"
     run -1 --separate-stderr cmr decode --list "$TMP/l.tsv"
-    [ "$stderr" = "cmr-decode: $TMP/l.tsv: duplicate track id '1' (lines 2 and 3)" ]
+    [ "${stderr_lines[0]}" = "cmr-decode: $TMP/l.tsv: duplicate track id '1' (lines 2 and 3)" ]
     printf 'path\ttrack\na.wav\n' > "$TMP/l.tsv"
     run -1 --separate-stderr cmr decode --list "$TMP/l.tsv"
-    [ "$stderr" = "cmr-decode: $TMP/l.tsv:2: 1 fields, the header has 2 (fields are separated by one TAB)" ]
+    [ "${stderr_lines[0]}" = "cmr-decode: $TMP/l.tsv:2: 1 fields, the header has 2 (fields are separated by one TAB)" ]
     : > "$TMP/l.tsv"
     run -1 --separate-stderr cmr decode --list "$TMP/l.tsv"
-    [[ "$stderr" == "cmr-decode: $TMP/l.tsv: empty list"* ]]
+    [[ "${stderr_lines[0]}" == "cmr-decode: $TMP/l.tsv: empty list"* ]]
     run -1 --separate-stderr cmr decode --list "$TMP/missing.tsv"
-    [ "$stderr" = "cmr-decode: $TMP/missing.tsv: No such file or directory" ]
+    [ "${stderr_lines[0]}" = "cmr-decode: $TMP/missing.tsv: No such file or directory" ]
     # nothing was written: the list is checked before any output
     [ -z "$output" ]
 }

@@ -115,26 +115,26 @@ pipeline() {
 
 @test "cmr-resample: frames of the wrong kind are exit 1" {
     run -1 --separate-stderr bash -c "'$MKFRAMES' --kind mel | '$CMR_BINDIR/cmr-resample' > /dev/null"
-    [ "$stderr" = 'cmr-resample: track "track0": expected "audio" frames, got "mel" (frame 0 of the track)' ]
+    [ "${stderr_lines[0]}" = 'cmr-resample: track "track0": expected "audio" frames, got "mel" (frame 0 of the track)' ]
 }
 
 @test "cmr-resample: a gap in the offsets or a rate change within a track is exit 1" {
     run -1 --separate-stderr bash -c "'$MKFRAMES' --kind audio --features 1 --gap | '$CMR_BINDIR/cmr-resample' > /dev/null"
-    [ "$stderr" = 'cmr-resample: track "track0": audio frame 1 starts at offset 101, expected 100 (gaps and overlaps cannot be resampled)' ]
+    [ "${stderr_lines[0]}" = 'cmr-resample: track "track0": audio frame 1 starts at offset 101, expected 100 (gaps and overlaps cannot be resampled)' ]
     run -1 --separate-stderr bash -c "'$MKFRAMES' --kind audio --features 1 --rate-change | '$CMR_BINDIR/cmr-resample' > /dev/null"
-    [ "$stderr" = 'cmr-resample: track "track0": the rate changes within the track (16000 Hz, then 32000 Hz at frame 1)' ]
+    [ "${stderr_lines[0]}" = 'cmr-resample: track "track0": the rate changes within the track (16000 Hz, then 32000 Hz at frame 1)' ]
 }
 
 @test "cmr-resample: empty input, garbage and a truncated stream are exit 1" {
     run -1 --separate-stderr bash -c ": | '$CMR_BINDIR/cmr-resample' > /dev/null"
-    [[ "$stderr" == "cmr-resample: "*"empty input: no header frame" ]]
+    [[ "${stderr_lines[0]}" == "cmr-resample: "*"empty input: no header frame" ]]
     run -1 --separate-stderr bash -c "echo hello | '$CMR_BINDIR/cmr-resample' > /dev/null"
-    [[ "$stderr" == "cmr-resample: "* ]]
+    [[ "${stderr_lines[0]}" == "cmr-resample: "* ]]
     mk_sine "$TMP/a.wav" 440 1 44100
     run -1 --separate-stderr bash -c "'$CMR_BINDIR/cmr-decode' --chunk 4000 '$TMP/a.wav' | head -c 100 | '$CMR_BINDIR/cmr-resample' > /dev/null"
-    [[ "$stderr" == "cmr-resample: "*"stream ends inside a frame"* ]]
+    [[ "${stderr_lines[0]}" == "cmr-resample: "*"stream ends inside a frame"* ]]
     run -1 --separate-stderr bash -c "'$MKFRAMES' --kind audio --features 1 --no-end | '$CMR_BINDIR/cmr-resample' > /dev/null"
-    [[ "$stderr" == "cmr-resample: "*'stream ends inside track "track0" (no end frame)' ]]
+    [[ "${stderr_lines[0]}" == "cmr-resample: "*'stream ends inside track "track0" (no end frame)' ]]
 }
 
 @test "cmr-resample: a reader that stops early (head) ends it quietly" {

@@ -103,7 +103,7 @@ seg() {
     MK="--rows 100 --tracks 3 --features 4" run -0 --separate-stderr seg
     [ "${#lines[@]}" -eq 4 ]
     [ "${lines[1]}" = 'end track="track0" frames=0' ]
-    [ "$stderr" = "cmr-segment: 3 tracks shorter than one segment (188 rows) gave none" ]
+    [ "${stderr_lines[0]}" = "cmr-segment: 3 tracks shorter than one segment (188 rows) gave none" ]
     MK="--rows 100 --tracks 3 --features 4" run -0 --separate-stderr seg -q
     [ -z "$stderr" ]
 }
@@ -123,20 +123,20 @@ seg() {
 
 @test "cmr-segment: wrong kind, wrong rank, gaps are exit 1" {
     run -1 --separate-stderr bash -c "'$MKFRAMES' --kind audio | '$CMR_BINDIR/cmr-segment' > /dev/null"
-    [ "$stderr" = 'cmr-segment: track "track0": expected "mel" or "mfcc" frames, got "audio" (frame 0 of the track)' ]
+    [ "${stderr_lines[0]}" = 'cmr-segment: track "track0": expected "mel" or "mfcc" frames, got "audio" (frame 0 of the track)' ]
     run -1 --separate-stderr bash -c "'$MKFRAMES' --kind mel --dims 10,4,2 | '$CMR_BINDIR/cmr-segment' > /dev/null"
-    [ "$stderr" = 'cmr-segment: track "track0": mel frame 0 should have shape [T, F] with F >= 1' ]
+    [ "${stderr_lines[0]}" = 'cmr-segment: track "track0": mel frame 0 should have shape [T, F] with F >= 1' ]
     run -1 --separate-stderr bash -c "'$MKFRAMES' --gap | '$CMR_BINDIR/cmr-segment' > /dev/null"
-    [ "$stderr" = 'cmr-segment: track "track0": mel frame 1 starts at row 101, expected 100 (gaps and overlaps cannot be segmented)' ]
+    [ "${stderr_lines[0]}" = 'cmr-segment: track "track0": mel frame 1 starts at row 101, expected 100 (gaps and overlaps cannot be segmented)' ]
 }
 
 @test "cmr-segment: empty input and truncated streams are exit 1" {
     run -1 --separate-stderr bash -c ": | '$CMR_BINDIR/cmr-segment' > /dev/null"
-    [[ "$stderr" == "cmr-segment: "*"empty input: no header frame" ]]
+    [[ "${stderr_lines[0]}" == "cmr-segment: "*"empty input: no header frame" ]]
     run -1 --separate-stderr bash -c "'$MKFRAMES' --rows 1000 | head -c 3000 | '$CMR_BINDIR/cmr-segment' > /dev/null"
-    [[ "$stderr" == "cmr-segment: "*"stream ends inside a frame"* ]]
+    [[ "${stderr_lines[0]}" == "cmr-segment: "*"stream ends inside a frame"* ]]
     run -1 --separate-stderr bash -c "'$MKFRAMES' --no-end | '$CMR_BINDIR/cmr-segment' > /dev/null"
-    [[ "$stderr" == "cmr-segment: "*'stream ends inside track "track0" (no end frame)' ]]
+    [[ "${stderr_lines[0]}" == "cmr-segment: "*'stream ends inside track "track0" (no end frame)' ]]
 }
 
 @test "cmr-segment: a reader that stops early (head) ends it quietly" {

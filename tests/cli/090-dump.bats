@@ -121,22 +121,22 @@ cmr-dump: 1 track failed upstream and got no .npy" ]
     [ "$(wc -l < "$TMP/out/index.tsv")" -eq 2 ]
     mkframes --rows 10 --tracks 2 | "$CMR_BINDIR/cmr-segment" -q > "$TMP/short.cmr"
     run -0 --separate-stderr cmr dump --npy "$TMP/short" "$TMP/short.cmr"
-    [ "$stderr" = "cmr-dump: 2 tracks had no frames and got no .npy" ]
+    [ "${stderr_lines[0]}" = "cmr-dump: 2 tracks had no frames and got no .npy" ]
     [ "$(cat "$TMP/short/index.tsv")" = "$(printf 'track\tfile')" ]
 }
 
 @test "cmr-dump --npy: frames that do not fit one array are exit 1, nothing half-written" {
     printf 'x' > "$TMP/file"
     run -1 --separate-stderr bash -c "'$MKFRAMES' | '$CMR_BINDIR/cmr-dump' --npy '$TMP/file'"
-    [ "$stderr" = "cmr-dump: $TMP/file: not a directory" ]
+    [ "${stderr_lines[0]}" = "cmr-dump: $TMP/file: not a directory" ]
     run -1 --separate-stderr bash -c "'$MKFRAMES' | '$CMR_BINDIR/cmr-dump' --npy '$TMP/no/such/dir'"
-    [ "$stderr" = "cmr-dump: $TMP/no/such/dir: cannot create directory: No such file or directory" ]
+    [ "${stderr_lines[0]}" = "cmr-dump: $TMP/no/such/dir: cannot create directory: No such file or directory" ]
     run -1 --separate-stderr bash -c "'$MKFRAMES' --gap | '$CMR_BINDIR/cmr-dump' --npy '$TMP/gap'"
-    [ "$stderr" = 'cmr-dump: track "track0": mel frame 1 starts at offset 101, expected 100; cannot join a stream with gaps or overlaps' ]
+    [ "${stderr_lines[0]}" = 'cmr-dump: track "track0": mel frame 1 starts at offset 101, expected 100; cannot join a stream with gaps or overlaps' ]
     [ ! -e "$TMP/gap/index.tsv" ]
     no_temporaries "$TMP/gap"
     run -1 --separate-stderr bash -c "'$MKFRAMES' --kind embedding --dims 4,3 --count 3 --dims-change | '$CMR_BINDIR/cmr-dump' --npy '$TMP/mix'"
-    [ "$stderr" = 'cmr-dump: track "track0": frame 1 is embedding [4,4], the first frame was embedding [4,3]; cannot put them in one array' ]
+    [ "${stderr_lines[0]}" = 'cmr-dump: track "track0": frame 1 is embedding [4,4], the first frame was embedding [4,3]; cannot put them in one array' ]
     [ ! -e "$TMP/mix/index.tsv" ]
     no_temporaries "$TMP/mix"
 }
@@ -145,7 +145,7 @@ cmr-dump: 1 track failed upstream and got no .npy" ]
     mkframes --tracks 3 --rows 1000 > "$TMP/s.cmr"
     head -c $(( $(stat -c %s "$TMP/s.cmr") - 1000 )) "$TMP/s.cmr" > "$TMP/t.cmr"
     run -1 --separate-stderr cmr dump --npy "$TMP/out" "$TMP/t.cmr"
-    [[ "$stderr" == "cmr-dump: $TMP/t.cmr: frame "*"stream ends inside a frame"* ]]
+    [[ "${stderr_lines[0]}" == "cmr-dump: $TMP/t.cmr: frame "*"stream ends inside a frame"* ]]
     [ -e "$TMP/out/track0.npy" ] && [ -e "$TMP/out/track1.npy" ] && [ ! -e "$TMP/out/track2.npy" ]
     [ ! -e "$TMP/out/index.tsv" ]
     no_temporaries "$TMP/out"
@@ -153,13 +153,13 @@ cmr-dump: 1 track failed upstream and got no .npy" ]
 
 @test "cmr-dump: empty input, garbage and truncated input are exit 1" {
     run -1 --separate-stderr bash -c ": | '$CMR_BINDIR/cmr-dump'"
-    [[ "$stderr" == "cmr-dump: stdin: frame 1 (byte 0): empty input: no header frame" ]]
+    [[ "${stderr_lines[0]}" == "cmr-dump: stdin: frame 1 (byte 0): empty input: no header frame" ]]
     run -1 --separate-stderr bash -c "echo hello | '$CMR_BINDIR/cmr-dump'"
-    [[ "$stderr" == "cmr-dump: stdin: "* ]]
+    [[ "${stderr_lines[0]}" == "cmr-dump: stdin: "* ]]
     run -1 --separate-stderr bash -c "'$MKFRAMES' --rows 1000 | head -c 100 | '$CMR_BINDIR/cmr-dump'"
-    [[ "$stderr" == "cmr-dump: stdin: "*"stream ends inside a frame"* ]]
+    [[ "${stderr_lines[0]}" == "cmr-dump: stdin: "*"stream ends inside a frame"* ]]
     run -1 --separate-stderr cmr dump "$TMP/missing.cmr"
-    [ "$stderr" = "cmr-dump: $TMP/missing.cmr: No such file or directory" ]
+    [ "${stderr_lines[0]}" = "cmr-dump: $TMP/missing.cmr: No such file or directory" ]
 }
 
 @test "cmr-dump: head -n1 on its output ends it quietly" {
