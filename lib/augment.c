@@ -53,18 +53,31 @@ static struct cmr_augment *priv_aug(sox_effect_t *e)
     return *(struct cmr_augment **)e->priv;
 }
 
+/* float -> libsox's int32 sample, 1.0 = 2^31 / HEADROOM, truncated like
+ * SOX_FLOAT_32BIT_TO_SAMPLE (whose SOX_SAMPLE_MIN shifts 1 << 31 in int: UB) */
+static inline sox_sample_t to_sample(float x, uint64_t *clipped)
+{
+    double v = (double)x * (2147483648.0 / CMR_AUGMENT_HEADROOM);
+    if (v < -2147483648.0) {
+        ++*clipped;
+        return INT32_MIN;
+    }
+    if (v > 2147483647.0) {
+        ++*clipped;
+        return INT32_MAX;
+    }
+    return (sox_sample_t)v;
+}
+
 static int in_drain(sox_effect_t *e, sox_sample_t *obuf, size_t *osamp)
 {
     struct cmr_augment *a = priv_aug(e);
     size_t k = a->n_in - a->pos;
     if (k > *osamp)
         k = *osamp;
-    SOX_SAMPLE_LOCALS;
-    size_t clips = 0;
     const float *x = a->in + a->pos;
     for (size_t i = 0; i < k; i++)
-        obuf[i] = SOX_FLOAT_32BIT_TO_SAMPLE(x[i] * (1.0 / CMR_AUGMENT_HEADROOM), clips);
-    a->clipped += clips;
+        obuf[i] = to_sample(x[i], &a->clipped);
     a->pos += k;
     *osamp = k;
     return k ? SOX_SUCCESS : SOX_EOF;
@@ -88,12 +101,9 @@ static int out_flow(sox_effect_t *e, const sox_sample_t *ibuf, sox_sample_t *obu
         a->out = p;
         a->cap_out = cap;
     }
-    SOX_SAMPLE_LOCALS;
-    size_t clips = 0;
     float *y = a->out + a->n_out;
     for (size_t i = 0; i < k; i++)
-        y[i] = (float)(SOX_SAMPLE_TO_FLOAT_32BIT(ibuf[i], clips) * CMR_AUGMENT_HEADROOM);
-    a->clipped += clips;
+        y[i] = (float)((double)ibuf[i] * (CMR_AUGMENT_HEADROOM / 2147483648.0));
     a->n_out += k;
     *osamp = 0;
     return SOX_SUCCESS;
@@ -290,6 +300,9 @@ int cmr_augment_effects(struct cmr_augment *a, const struct cmr_augment_params *
     a->nomem = 0;
     if (!(p->stretch >= 0.25 && p->stretch <= 4) || !(fabs(p->pitch) <= 24))
         return cmr_error_set(err, CMR_EINVAL, "augment: stretch %g or pitch %g out of range", p->stretch, p->pitch);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(in[i]))
+            return cmr_error_set(err, CMR_ENAN, "augment: sample %zu is %g, should be finite", i, in[i]);
 
     if (!do_tempo && !p->reverb) { /* nothing for libsox to do */
         *out = in;

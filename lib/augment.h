@@ -93,7 +93,8 @@ void cmr_augment_free(struct cmr_augment *a);
 void cmr_augment_draw(const struct cmr_augment_cfg *cfg, struct cmr_rng *rng, struct cmr_augment_params *p);
 
 /* steps 1-2 only: pitch, stretch and reverb through libsox. *out points into
- * the object (valid until the next call), *n_out samples. */
+ * the object (valid until the next call), *n_out samples. A NaN or infinite
+ * input sample is CMR_ENAN. */
 int cmr_augment_effects(struct cmr_augment *a, const struct cmr_augment_params *p,
                         const float *in, size_t n, const float **out, size_t *n_out,
                         uint64_t *clipped, struct cmr_error *err);

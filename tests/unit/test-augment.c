@@ -238,6 +238,11 @@ static void test_apply(struct cmr_augment *a)
     cmr_augment_apply(a, &p, x, CROP, out, SEG, &res, NULL);
     cmr_augment_apply(a, &p, x, CROP, out2, SEG, &res, NULL);
     ok(memcmp(out, out2, SEG * sizeof *out) == 0, "all effects: the same parameters give identical output");
+
+    struct cmr_error err = {0};
+    x[100] = NAN;
+    rc = cmr_augment_apply(a, &p, x, CROP, out, SEG, &res, &err);
+    ok(rc == CMR_ENAN, "a NaN sample is refused: %s", err.msg);
     free(x);
     free(out);
     free(out2);
