@@ -245,6 +245,15 @@ num() { sed -E "s/.*\"$1\":(-?[0-9.e+-]+).*/\1/"; }
     assert_error_line pair
     run -1 --separate-stderr cmr pair </dev/null
     [[ "$stderr" == *"empty input: no header frame"* ]]
+    # gaps between audio frames, a rate changing within a track
+    local mk="${CMR_BUILDDIR:-$CMR_BINDIR/..}/tests/tools/cmr-mkframes"
+    [ -x "$mk" ] || skip "cmr-mkframes not built"
+    "$mk" --kind audio --features 1 --rows 100000 --chunk 1000 --gap >"$TMP/gap.cmr"
+    run -1 --separate-stderr cmr pair "$TMP/gap.cmr"
+    [[ "$stderr" == *"audio frame 1 starts at offset 1001, expected 1000" ]]
+    "$mk" --kind audio --features 1 --rows 100000 --chunk 1000 --rate-change >"$TMP/rc.cmr"
+    run -1 --separate-stderr cmr pair --no-shuffle "$TMP/rc.cmr"
+    [[ "$stderr" == *"32000 Hz, but earlier audio is 16000 Hz; resample everything to one rate with cmr-resample" ]]
 }
 
 @test "cmr-pair: a track its producer could not finish is skipped and counted" {
