@@ -213,7 +213,7 @@ static void nameset_free(struct nameset *ns)
 }
 
 /* a safe, unique file name for a track id: [A-Za-z0-9._+-] kept, every other
- * byte run becomes one '_', no leading '.', at most NAME_MAX_BYTES bytes, then
+ * byte run becomes one '_', no leading '.', '_' or '-', at most NAME_MAX_BYTES bytes, then
  * "-2", "-3", ... if the name (compared case-insensitively) is taken */
 static char *file_name(struct nameset *used, const char *track)
 {
@@ -227,8 +227,8 @@ static char *file_name(struct nameset *used, const char *track)
                 base[k++] = '_';
             continue;
         }
-        if (k == 0 && *p == '.')
-            continue;
+        if (k == 0 && (*p == '.' || *p == '_' || *p == '-'))
+            continue;   /* no hidden files, no names that look like options */
         base[k++] = (char)*p;
     }
     while (k > 0 && base[k - 1] == '_')

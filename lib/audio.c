@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sndfile.h>
 
@@ -11,7 +12,49 @@ struct cmr_audio {
     SNDFILE *sf;
     char *path;
     int channels;
+    int spool_fd;   /* temporary copy of a non-seekable stdin, or -1 */
 };
+
+/* Copies all of fd into an unlinked temporary file in $TMPDIR (or /tmp) and
+ * returns its descriptor, rewound; -1 with errno set on failure. Several of
+ * libsndfile's decoders (FLAC) seek, which a pipe cannot. */
+static int spool(int fd)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[4096], buf[65536];
+    ssize_t n;
+    int out, e;
+
+    if (!dir || !*dir)
+        dir = "/tmp";
+    snprintf(path, sizeof path, "%s/cmr-stdin.XXXXXX", dir);
+    if ((out = mkstemp(path)) < 0)
+        return -1;
+    unlink(path);
+    for (;;) {
+        n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(out, buf + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                goto fail;
+            done += w;
+        }
+    }
+    if (n < 0 || lseek(out, 0, SEEK_SET) != 0)
+        goto fail;
+    return out;
+fail:
+    e = errno;
+    close(out);
+    errno = e;
+    return -1;
+}
 
 /* libsndfile's message for a failed open; the system's when the file is missing */
 static const char *open_reason(const char *path)
@@ -38,9 +81,20 @@ struct cmr_audio *cmr_audio_open(const char *path, struct cmr_audio_info *info,
         cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", path);
         return NULL;
     }
-    if (strcmp(path, "-") == 0)
-        a->sf = sf_open_fd(0, SFM_READ, &si, 0);
-    else
+    a->spool_fd = -1;
+    if (strcmp(path, "-") == 0) {
+        int fd = STDIN_FILENO;
+        if (lseek(fd, 0, SEEK_CUR) < 0) {
+            if ((a->spool_fd = spool(fd)) < 0) {
+                cmr_error_set(err, CMR_EIO, "%s: cannot copy stdin to a temporary file: %s", path,
+                              strerror(errno));
+                cmr_audio_close(a);
+                return NULL;
+            }
+            fd = a->spool_fd;
+        }
+        a->sf = sf_open_fd(fd, SFM_READ, &si, 0);
+    } else
         a->sf = sf_open(path, SFM_READ, &si);
     if (!a->sf) {
         cmr_error_set(err, CMR_EAUDIO, "%s: %s", path, open_reason(path));
@@ -100,6 +154,8 @@ void cmr_audio_close(struct cmr_audio *a)
         return;
     if (a->sf)
         sf_close(a->sf);
+    if (a->spool_fd >= 0)
+        close(a->spool_fd);
     free(a->path);
     free(a);
 }

@@ -111,6 +111,21 @@ decode_dump() {
     [ "${lines[2]}" = 'end track="-" frames=1' ]
 }
 
+@test "cmr-decode: FLAC and MP3 through a pipe (stdin is copied to a temporary file first)" {
+    mk_sine "$TMP/a.wav" 440 2 44100 2
+    sox -q "$TMP/a.wav" "$TMP/a.flac"
+    run -0 --separate-stderr bash -c "set -o pipefail; cat '$TMP/a.flac' | TMPDIR='$TMP' '$CMR_BINDIR/cmr-decode' | '$CMR_BINDIR/cmr-dump' -n 0"
+    [[ "${lines[1]}" == 'tensor kind=audio track="-" index=0 offset=0 rate=44100 shape=[65536,2] '* ]]
+    [ "${lines[3]}" = 'end track="-" frames=2' ]
+    # the temporary is gone
+    [ "$(ls "$TMP")" = "$(printf 'a.flac\na.wav')" ]
+    sox -q "$TMP/a.wav" "$TMP/a.mp3" || skip "sox cannot write mp3"
+    run -0 --separate-stderr bash -c "set -o pipefail; cat '$TMP/a.mp3' | '$CMR_BINDIR/cmr-decode' | '$CMR_BINDIR/cmr-dump' -n 0"
+    [[ "${lines[1]}" == 'tensor kind=audio track="-" index=0 offset=0 rate=44100 shape=[65536,2] '* ]]
+    run -1 --separate-stderr bash -c "echo garbage | '$CMR_BINDIR/cmr-decode' > /dev/null"
+    [ "${stderr_lines[0]}" = "cmr-decode: -: Format not recognised." ]
+}
+
 @test "cmr-decode: a missing file is exit 1 with a message naming it" {
     run -1 --separate-stderr decode_dump "$TMP/nope.wav"
     [ "${stderr_lines[0]}" = "cmr-decode: $TMP/nope.wav: No such file or directory" ]

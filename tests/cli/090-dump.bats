@@ -99,17 +99,18 @@ no_temporaries() {
 
 @test "cmr-dump --npy: file names are safe and unique" {
     mk_sine "$TMP/a.wav" 440 0.1
-    printf 'path\ttrack\na.wav\t/data/x y/Song #1.mp3\na.wav\t../../etc/passwd\na.wav\t.hidden\na.wav\tA.wav\na.wav\ta.wav\na.wav\t???\na.wav\ttrack\n' > "$TMP/l.tsv"
+    printf 'path\ttrack\na.wav\t/data/x y/Song #1.mp3\na.wav\t../../etc/passwd\na.wav\t.hidden\na.wav\t-rf\na.wav\tA.wav\na.wav\ta.wav\na.wav\t???\na.wav\ttrack\n' > "$TMP/l.tsv"
     "$CMR_BINDIR/cmr-decode" --list "$TMP/l.tsv" | dump --npy "$TMP/out"
     run -0 cut -f2 "$TMP/out/index.tsv"
     [ "${lines[1]}" = "data_x_y_Song_1.mp3.npy" ]
     [ "${lines[2]}" = "etc_passwd.npy" ]
     [ "${lines[3]}" = "hidden.npy" ]
-    [ "${lines[4]}" = "A.wav.npy" ]
-    [ "${lines[5]}" = "a.wav-2.npy" ]
-    [ "${lines[6]}" = "track.npy" ]
-    [ "${lines[7]}" = "track-2.npy" ]
-    [ "$(ls "$TMP/out" | wc -l)" -eq 8 ]
+    [ "${lines[4]}" = "rf.npy" ]
+    [ "${lines[5]}" = "A.wav.npy" ]
+    [ "${lines[6]}" = "a.wav-2.npy" ]
+    [ "${lines[7]}" = "track.npy" ]
+    [ "${lines[8]}" = "track-2.npy" ]
+    [ "$(ls -A "$TMP/out" | wc -l)" -eq 9 ]
 }
 
 @test "cmr-dump --npy: tracks without frames or with errors get no file, with a warning" {
