@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,19 @@ static void emit(const struct fe_ops *ops, struct track *t, struct cmr_writer *w
     cli_put(w, out);
 }
 
+/* 1 if every value is finite: an integer OR over the exponent bits, which the
+ * compiler vectorises (isfinite() per sample cost 7% of cmr-mel) */
+static int all_finite(const float *x, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
+}
+
 static void check_audio(const struct fe_ops *ops, const struct track *t, const struct cmr_frame *fr)
 {
     if (strcmp(fr->kind, "audio") != 0)
@@ -66,6 +80,8 @@ static void check_audio(const struct fe_ops *ops, const struct track *t, const s
                 "(the spectrogram needs contiguous audio)", fr->track, (long long)fr->index,
                 (long long)fr->offset, (long long)want);
     size_t n = (size_t)fr->shape[0];
+    if (all_finite(fr->data, n))
+        return;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(fr->data[i]))
             cli_die(CLI_EXIT_DATA, "track \"%s\": audio frame %lld has a non-finite sample (%g) at "
