@@ -1,7 +1,8 @@
 /* bench-nn: single-call timings of cmr's NN kernels against the machine's
  * cblas_sgemm peak. Usage: bench-nn [threads] [batch] [reps]
  * Prints GFLOP/s for a square sgemm (the peak), then conv2d forward and
- * backward of the paper-width encoder blocks (PAPER.md section 4). */
+ * backward of the paper-width encoder blocks (PAPER.md section 4) and the
+ * rest of each block (batch norm, relu, max-pool), forward and backward. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -9,10 +10,14 @@
 #include "nn/nn.h"
 #include "util/rng.h"
 
+/* With one thread the clock is the process's CPU time, so that other jobs on
+ * a shared machine (time slicing) do not count; with more, wall time. */
+static clockid_t clk = CLOCK_MONOTONIC;
+
 static double now(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clk, &t);
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
@@ -36,8 +41,10 @@ int main(int argc, char **argv)
     struct cmr_rng r;
     cmr_rng_seed(&r, 1);
     cmr_nn_set_threads(threads);
-    printf("threads %d (OpenBLAS reports %d), batch %d, best of %d\n", threads,
-           cmr_nn_get_threads(), B, reps);
+    if (threads == 1)
+        clk = CLOCK_PROCESS_CPUTIME_ID;
+    printf("threads %d (OpenBLAS reports %d), batch %d, best of %d, %s\n", threads,
+           cmr_nn_get_threads(), B, reps, threads == 1 ? "CPU time" : "wall time");
 
     int n = 2048;
     float *A = randbuf(&r, (size_t)n * n), *Bm = randbuf(&r, (size_t)n * n),
@@ -55,6 +62,7 @@ int main(int argc, char **argv)
     free(Bm);
     free(C);
 
+    double tot_f = 0, tot_b = 0, tot_flop = 0, tot_bflop = 0;
     static const int ch[6] = {1, 128, 256, 256, 512, 512};
     static const int hh[5] = {188, 94, 47, 23, 5}, ww[5] = {96, 48, 24, 12, 3};
     for (int blk = 0; blk < 5; blk++) {
@@ -82,7 +90,7 @@ int main(int argc, char **argv)
         float *a = randbuf(&r, no), *g = randbuf(&r, d.OC), *be = randbuf(&r, d.OC),
               *mean = randbuf(&r, d.OC), *rstd = randbuf(&r, d.OC), *rm = randbuf(&r, d.OC),
               *rv = randbuf(&r, d.OC), *p = randbuf(&r, np), *da = randbuf(&r, no),
-              *dc = randbuf(&r, no);
+              *dc = randbuf(&r, no), *dg = randbuf(&r, d.OC), *dbe = randbuf(&r, d.OC);
         int32_t *am = malloc(np * sizeof *am);
         double te = 1e30, tbe = 1e30;
         for (int i = 0; i < reps; i++) {
@@ -96,19 +104,27 @@ int main(int argc, char **argv)
             t = now();
             cmr_maxpool2d_backward(da, p, am, &pd);
             cmr_relu_backward(dc, da, a, no);
-            cmr_batchnorm2d_backward(da, g, be, dc, y, g, mean, rstd, B, d.OC, d.H * d.W);
+            cmr_batchnorm2d_backward(da, dg, dbe, dc, y, g, mean, rstd, B, d.OC, d.H * d.W);
             t = now() - t;
             tbe = t < tbe ? t : tbe;
         }
-        printf("      bn+relu+pool: fwd %7.2f ms, bwd %7.2f ms\n", te * 1e3, tbe * 1e3);
         free(a); free(g); free(be); free(mean); free(rstd); free(rm); free(rv); free(p);
-        free(da); free(dc); free(am);
+        free(da); free(dc); free(dg); free(dbe); free(am);
+        tot_f += tf + te;
+        tot_b += tb + tbe;
+        tot_flop += flop;
+        tot_bflop += blk ? 2 * flop : flop;
         double fb = blk ? 2 * flop : flop;
         printf("conv block %d %3d->%3d %3dx%2d: fwd %7.2f ms %6.1f GFLOP/s (%3.0f%% of peak)"
                "  bwd %7.2f ms %6.1f GFLOP/s (%3.0f%%)\n",
                blk + 1, d.C, d.OC, d.H, d.W, tf * 1e3, flop / tf / 1e9, 100 * flop / tf / 1e9 / peak,
                tb * 1e3, fb / tb / 1e9, 100 * fb / tb / 1e9 / peak);
+        printf("      bn+relu+pool: fwd %7.2f ms, bwd %7.2f ms\n", te * 1e3, tbe * 1e3);
         free(x); free(w); free(bias); free(y); free(s); free(dx); free(dw); free(db);
     }
+    printf("five blocks (conv+bn+relu+pool), per segment: forward %.1f ms = %.1f GFLOP/s (%.0f%% of peak),"
+           " backward %.1f ms = %.1f GFLOP/s (%.0f%%)\n", tot_f * 1e3 / B, tot_flop / tot_f / 1e9,
+           100 * tot_flop / tot_f / 1e9 / peak, tot_b * 1e3 / B, tot_bflop / tot_b / 1e9,
+           100 * tot_bflop / tot_b / 1e9 / peak);
     return 0;
 }
