@@ -1,5 +1,5 @@
-/* cmr-resample: "audio" frames -> mono "audio" frames at --rate (libsoxr,
- * streaming; see docs/filters.md#cmr-resample)
+/* cmr-resample: "audio" frames -> mono "audio" frames at --rate (libsoxr, or
+ * torchaudio's sinc resampler; streaming; see docs/filters.md#cmr-resample)
  *
  * Per track: downmix each frame to mono (mean of the channels), feed it to a
  * soxr resampler made for the track's rate, emit what comes out, and at the
@@ -22,10 +22,14 @@ static noreturn void usage(FILE *f, int code)
     fprintf(f,
         "Usage: cmr-resample [OPTION]... [FILE|-]\n"
         "Downmix \"audio\" frames to mono (mean of the channels) and resample them\n"
-        "to --rate with libsoxr, streaming. Reads FILE or stdin, writes frames.\n"
+        "to --rate, streaming. Reads FILE or stdin, writes frames.\n"
         "\n"
         "  -r, --rate HZ       output sample rate [16000] (1000..384000)\n"
-        "  -Q, --quality Q     soxr quality: vhq, hq or mq [hq]\n"
+        "  -Q, --quality Q     vhq, hq or mq: libsoxr's recipes [hq];\n"
+        "                      torchaudio: torchaudio.functional.resample's defaults\n"
+        "                      (Hann-windowed sinc, width 6, rolloff 0.99), exactly;\n"
+        "                      kaiser-best: the same with librosa's kaiser_best\n"
+        "                      settings (Kaiser window, width 64, rolloff 0.9476)\n"
         "      --force         write binary frames even to a terminal\n"
         "  -q, --quiet         no warnings\n"
         "  -v, --verbose       one line per track on stderr\n"
@@ -202,7 +206,7 @@ int main(int argc, char **argv)
         case 'r': s.rate = (double)cli_long("--rate", optarg, 1000, 384000); break;
         case 'Q':
             if (cmr_resample_quality_parse(optarg, &s.cfg.quality) != CMR_OK)
-                cli_usage_error("--quality takes vhq, hq or mq, got '%s'", optarg);
+                cli_usage_error("--quality takes vhq, hq, mq, torchaudio or kaiser-best, got '%s'", optarg);
             break;
         case 'F': force = 1; break;
         case 'q': cli_quiet = 1; break;

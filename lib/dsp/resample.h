@@ -1,4 +1,4 @@
-/* Streaming sample-rate conversion with libsoxr.
+/* Streaming sample-rate conversion: libsoxr, or torchaudio's windowed sinc.
  *
  *   struct cmr_resample_cfg cfg = cmr_resample_cfg_default();   // HQ, mono
  *   cfg.in_rate = 44100; cfg.out_rate = 16000;
@@ -11,11 +11,21 @@
  * Output is the same whatever the input chunking (soxr keeps its own FIFO and
  * filters in fixed blocks; tests/unit/test-resample.c checks it to 1e-6), is
  * time-aligned with the input (soxr compensates the filter delay) and, after
- * the drain, has round(n_in * out_rate / in_rate) samples (soxr's length
- * convention; torchaudio's resample gives ceil()).
- * Qualities are soxr's recipes: VHQ = SOXR_VHQ (28-bit, 95% band), HQ =
- * SOXR_HQ (20-bit, 91.3% band; librosa's default "soxr_hq"), MQ = SOXR_MQ.
+ * the drain, has round(n_in * out_rate / in_rate) samples with soxr (its
+ * length convention), ceil(n_in * out_rate / in_rate) with the torchaudio
+ * methods (torchaudio's).
+ * Qualities MQ, HQ, VHQ are soxr's recipes: VHQ = SOXR_VHQ (28-bit, 95% band),
+ * HQ = SOXR_HQ (20-bit, 91.3% band; librosa's default "soxr_hq"), MQ = SOXR_MQ.
  * soxr runs single-threaded here (runtime spec 1 thread).
+ * TORCHAUDIO reproduces torchaudio.functional.resample with its defaults
+ * (sinc_interpolation, Hann window, lowpass_filter_width 6, rolloff 0.99;
+ * torchaudio 0.13 functional.py _get_sinc_resample_kernel and
+ * _apply_sinc_resample_kernel), KAISER_BEST the same with librosa's
+ * "kaiser_best" settings (kaiser_window, width 64, rolloff 0.9475937167399596,
+ * beta 14.769656459379492). Kernels are computed in double precision, as
+ * torchaudio.transforms.Resample does by default; rates must be integers;
+ * output length ceil(n * out_rate / in_rate), as torchaudio's. Memory: the
+ * kernel (out_rate/gcd phases x about 2 * width taps) plus one chunk.
  * Samples are interleaved float32 with cfg.channels channels.
  * Not thread-safe per object.
  */
@@ -29,7 +39,9 @@
 enum cmr_resample_quality {
     CMR_RESAMPLE_MQ = 0,
     CMR_RESAMPLE_HQ = 1,
-    CMR_RESAMPLE_VHQ = 2
+    CMR_RESAMPLE_VHQ = 2,
+    CMR_RESAMPLE_TORCHAUDIO = 3,   /* torchaudio.functional.resample defaults */
+    CMR_RESAMPLE_KAISER_BEST = 4   /* torchaudio with librosa's kaiser_best settings */
 };
 
 struct cmr_resample_cfg {
@@ -41,13 +53,14 @@ struct cmr_resample_cfg {
 
 struct cmr_resample_cfg cmr_resample_cfg_default(void); /* 0 Hz -> 16000 Hz, mono, HQ */
 
-/* "mq", "hq", "vhq" -> quality; CMR_EINVAL for anything else */
+/* "mq", "hq", "vhq", "torchaudio", "kaiser-best" -> quality; CMR_EINVAL for anything else */
 int cmr_resample_quality_parse(const char *name, enum cmr_resample_quality *q);
 const char *cmr_resample_quality_name(enum cmr_resample_quality q);
 
 struct cmr_resample;
 
-/* NULL with err filled (CMR_EINVAL for bad rates, channels or quality). */
+/* NULL with err filled (CMR_EINVAL for bad rates, channels or quality, or
+ * non-integer rates with the torchaudio methods). */
 struct cmr_resample *cmr_resample_new(const struct cmr_resample_cfg *cfg, struct cmr_error *err);
 
 /* Feeds n sample frames (n * channels floats). *out points at the output

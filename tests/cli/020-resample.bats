@@ -28,9 +28,9 @@ pipeline() {
         run -2 --separate-stderr cmr resample --rate "$bad"
         [ "${stderr_lines[0]}" = "cmr-resample: --rate takes an integer in [1000, 384000], got '$bad'" ]
     done
-    for bad in HQ xx "" high; do
+    for bad in HQ xx "" high kaiser_best; do
         run -2 --separate-stderr cmr resample --quality "$bad"
-        [ "${stderr_lines[0]}" = "cmr-resample: --quality takes vhq, hq or mq, got '$bad'" ]
+        [ "${stderr_lines[0]}" = "cmr-resample: --quality takes vhq, hq, mq, torchaudio or kaiser-best, got '$bad'" ]
     done
     run -2 --separate-stderr cmr resample a b
     [ "${stderr_lines[0]}" = "cmr-resample: at most one input file" ]
@@ -80,7 +80,7 @@ pipeline() {
 
 @test "cmr-resample: all qualities and rates run; 48 kHz -> 22050 Hz has the right length" {
     mk_sine "$TMP/a.wav" 440 2 48000
-    for q in vhq hq mq; do
+    for q in vhq hq mq torchaudio kaiser-best; do
         RS="--quality $q --rate 22050" run -0 --separate-stderr pipeline "$TMP/a.wav"
         [[ "${lines[0]}" == *'cmr-resample{"rate":"22050","quality":"'$q'","downmix":"mean"}]' ]]
         total=0
@@ -90,6 +90,19 @@ pipeline() {
         done
         [ "$total" -eq 44100 ]
     done
+}
+
+@test "cmr-resample --quality torchaudio: ceil() length, chunking-invariant" {
+    mk_music "$TMP/m.wav" 1 44100
+    for c in 65536 1000; do
+        decode --chunk "$c" "$TMP/m.wav" | resample --quality torchaudio | dump --npy "$TMP/out$c"
+    done
+    cmp "$TMP/out65536/"*.npy "$TMP/out1000/"*.npy
+    [ "$(head -c 128 "$TMP/out1000/"*.npy | tail -c +11 | tr -d '\n' | sed 's/ *$//')" = "{'descr': '<f4', 'fortran_order': False, 'shape': (16000, 1), }" ]
+    # 44101 samples: torchaudio keeps ceil(44101 * 16000 / 44100) = 16001
+    sox -q "$TMP/m.wav" "$TMP/m1.wav" pad 0 1s
+    decode "$TMP/m1.wav" | resample --quality torchaudio | dump --npy "$TMP/one"
+    [[ "$(head -c 128 "$TMP/one/"*.npy)" == *"'shape': (16001, 1)"* ]]
 }
 
 @test "cmr-resample: at the target rate a mono track passes unchanged" {

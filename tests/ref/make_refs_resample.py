@@ -3,18 +3,20 @@
 
 Run offline with Debian's torchaudio:  /usr/bin/python3 tests/ref/make_refs_resample.py [outdir]
 (outdir defaults to this script's directory). make check never runs it: the
-output, resample.ref (64 KB), is committed and read by tests/unit/test-resample.c.
+output, resample.ref (about 100 KB), is committed and read by tests/unit/test-resample.c.
 
-The input is 0.5 s at 44100 Hz (22050 samples) of four sines, all well inside
-the 16 kHz passband, computed in float64 and rounded to float32:
-    x[n] = sum_k A_k sin(2 pi f_k n / 44100 + p_k)
+The inputs are about 0.25 s at RATE = 44100, 48000 and 8000 Hz (N = 11026,
+12001 and 2001 samples: lengths where round() and ceil() of N * 16000 / RATE
+differ) of four sines, all well inside the 16 kHz passband (the 8 kHz input
+keeps the two below 4 kHz), computed in float64 and rounded to float32:
+    x[n] = sum_k A_k sin(2 pi f_k n / RATE + p_k)
     (f, A, p) = (220, .2, .1), (1234.5, .2, .7), (3000, .2, 1.3), (5555, .2, 2.1)
-test-resample.c builds the same input. The tensors are torchaudio's resampling
-of it to 16000 Hz (8000 samples, ceil(n * 16000 / 44100)):
-  kaiser_best  F.resample(..., lowpass_filter_width=64, rolloff=0.9475937167399596,
-               resampling_method="kaiser_window", beta=14.769656459379492)
-               (librosa's "kaiser_best" settings: a near-ideal band-limited resampler)
-  hann         F.resample(...) with torchaudio's defaults (width 6, rolloff 0.99)
+test-resample.c builds the same inputs. The tensors are torchaudio's
+resampling of them to 16000 Hz (ceil(N * 16000 / RATE) samples):
+  kaiser_best_RATE  F.resample(..., lowpass_filter_width=64, rolloff=0.9475937167399596,
+                    resampling_method="kaiser_window", beta=14.769656459379492)
+                    (librosa's "kaiser_best" settings: a near-ideal band-limited resampler)
+  hann_RATE         F.resample(...) with torchaudio's defaults (width 6, rolloff 0.99)
 Both are time-aligned with the input (no delay), as soxr is.
 
 File format (little-endian), as tests/ref/make_refs_nn.py:
@@ -49,16 +51,21 @@ def write(path, tensors):
     print("wrote %s (%d bytes)" % (path, os.path.getsize(path)))
 
 
+def signal(sr, n):
+    t = np.arange(n) / sr
+    return sum(a * np.sin(2 * np.pi * f * t + p) for f, a, p in SINES if f < sr / 2 - 500).astype(np.float32)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
-    sr, n = 44100, 22050
-    t = np.arange(n) / sr
-    x = sum(a * np.sin(2 * np.pi * f * t + p) for f, a, p in SINES).astype(np.float32)
-    xt = torch.from_numpy(x)
-    kaiser = F.resample(xt, sr, 16000, lowpass_filter_width=64, rolloff=0.9475937167399596,
-                        resampling_method="kaiser_window", beta=14.769656459379492)
-    hann = F.resample(xt, sr, 16000)
-    write(os.path.join(out, "resample.ref"), [("kaiser_best", kaiser.numpy()), ("hann", hann.numpy())])
+    tensors = []
+    for sr, n in [(44100, 11026), (48000, 12001), (8000, 2001)]:
+        xt = torch.from_numpy(signal(sr, n))
+        kaiser = F.resample(xt, sr, 16000, lowpass_filter_width=64, rolloff=0.9475937167399596,
+                            resampling_method="kaiser_window", beta=14.769656459379492)
+        hann = F.resample(xt, sr, 16000)
+        tensors += [("kaiser_best_%d" % sr, kaiser.numpy()), ("hann_%d" % sr, hann.numpy())]
+    write(os.path.join(out, "resample.ref"), tensors)
 
 
 if __name__ == "__main__":
