@@ -170,6 +170,20 @@ decode_dump() {
     [ "${lines[2]}" = "end track=\"$TMP/a.wav\" frames=1" ]
 }
 
+@test "cmr-decode: a file that fails in the middle: error end frame with -k, an open track without" {
+    mk_sine "$TMP/a.wav" 440 3 44100 2
+    sox -q "$TMP/a.wav" "$TMP/a.flac"
+    head -c 30000 "$TMP/a.flac" > "$TMP/cut.flac"
+    run -1 --separate-stderr decode_dump -k --chunk 1000 "$TMP/cut.flac"
+    [[ "${stderr_lines[0]}" == "cmr-decode: $TMP/cut.flac: decoding failed: "* ]]
+    [[ "${lines[-1]}" =~ ^end\ track=\"$TMP/cut.flac\"\ frames=([0-9]+)\ error=\"$TMP/cut.flac:\ decoding\ failed ]]
+    [ "${BASH_REMATCH[1]}" -gt 0 ]
+    [ "${BASH_REMATCH[1]}" -eq $(( ${#lines[@]} - 2 )) ]
+    # without -k the track is left open: the next stage sees a truncated stream
+    run -1 --separate-stderr bash -c "'$CMR_BINDIR/cmr-decode' --chunk 1000 '$TMP/cut.flac' 2>/dev/null | '$CMR_BINDIR/cmr-resample' > /dev/null"
+    [[ "${stderr_lines[0]}" == "cmr-resample: stdin: frame "*": stream ends inside track \"$TMP/cut.flac\" (no end frame)" ]]
+}
+
 @test "cmr-decode: the same file twice is a usage error (track ids must be unique)" {
     mk_sine "$TMP/a.wav" 440 0.1
     run -2 --separate-stderr cmr decode "$TMP/a.wav" "$TMP/a.wav"
