@@ -114,8 +114,9 @@ void cmr_mel_reset(struct cmr_mel *m);
  * consumed and CMR_EINVAL is returned. */
 int cmr_mel_process(struct cmr_mel *m, const float *in, size_t n, float *out, size_t cap,
                     size_t *n_out, struct cmr_error *err);
-/* Ends the track, writes its remaining frames (at most cmr_stft_ready after
- * cmr_mel_end: use cmr_mel_flush_frames) and resets for the next track. */
+/* Ends the track, writes its remaining frames (out must hold
+ * cmr_mel_flush_frames(m) of them, else CMR_EINVAL and nothing happens) and
+ * resets the object for the next track. */
 int cmr_mel_flush(struct cmr_mel *m, float *out, size_t cap, size_t *n_out,
                   struct cmr_error *err);
 /* frames cmr_mel_flush() would write now */

@@ -210,6 +210,11 @@ static void test_streaming(void)
        "process refuses an output buffer that is too small (%s)", err.msg);
     ok(cmr_mel_ready(m, 48000) == 187 && cmr_mel_flush_frames(m) == 0, "ready(48000) = 187 before the end");
 
+    ok(cmr_mel_push(m, r->data, r->n, NULL) == CMR_OK && cmr_mel_flush_frames(m) == 188
+       && cmr_mel_flush(m, one, 187, &got, &err) == CMR_EINVAL && got == 0 && cmr_mel_ready(m, 0) == 187,
+       "flush refuses an output buffer that is too small (%s)", err.msg);
+    cmr_mel_reset(m);
+
     /* a second track after flush starts fresh */
     size_t T2 = 0;
     float *again = run_mel(m, r->data, r->n, 3, &T2);
