@@ -43,13 +43,15 @@ static float *run_chunked(const struct cmr_resample_cfg *cfg, const float *x, si
         }
         if (len + no > cap)
             exit(1);
-        memcpy(y + len, o, no * sizeof *o);
+        if (no)
+            memcpy(y + len, o, no * sizeof *o);
         len += no;
         pos += c;
     }
     if (cmr_resample_drain(r, &o, &no, &err) != CMR_OK || len + no > cap)
         exit(1);
-    memcpy(y + len, o, no * sizeof *o);
+    if (no)
+        memcpy(y + len, o, no * sizeof *o);
     len += no;
     cmr_resample_free(r);
     *n_out = len;
