@@ -14,6 +14,7 @@ library only.
   as an earlier one (Jaccard >= MAX_JACCARD) is dropped.
 """
 import collections
+import filecmp
 import hashlib
 import os
 import re
@@ -92,7 +93,11 @@ def main(argv):
         for r in rows:
             f.write(f"{r['path']}\t{r['track']}\t{split[r['track']]}\t{r['label']}\t"
                     f"{','.join(member.get(r['track'], []))}\n")
-    os.replace(tmp, argv[2])
+    # replaced only when it changes, so that make rebuilds nothing on a rerun
+    if os.path.exists(argv[2]) and filecmp.cmp(tmp, argv[2], shallow=False):
+        os.remove(tmp)
+    else:
+        os.replace(tmp, argv[2])
     counts = {g: len(v) for g, v in sorted(by_game.items())}
     in_any = sum(1 for r in rows if member.get(r["track"]))
     print(f"[demo-data] music.tsv: {len(rows)} tracks {counts}, {len(playlists)} playlists "

@@ -1,0 +1,73 @@
+#!/bin/bash
+# train.sh AUDIO.cmr OUTDIR STRATEGY LOSS WIDTH EPOCHS SEED
+# Train one encoder self-supervised (PAPER.md 2-6) on the tracks of AUDIO.cmr
+# (audio.sh's output) and leave OUTDIR/model.cmr and OUTDIR/train.tsv:
+#   STRATEGY  self | adjacent | random   positive sampling (ignored for LOSS=cpc,
+#                                         which reads runs of consecutive segments)
+#   LOSS      infonce (siamese, 128-d) | multi (multi-level, 640-d) | cpc (MelCPC, 256-d)
+#   WIDTH     channel multiplier (1 = the paper's encoder)
+#   EPOCHS    passes over the tracks, one example per track per pass
+#   SEED      seeds the sampling, the augmentation and the initialisation
+# The mel standardisation (mean, std) is computed once over AUDIO.cmr into
+# AUDIO.stats and stored in the model. Env: BATCH (16), THREADS (cmr-train threads,
+# default 1), AUGMENT (1; 0 trains on plain 3 s crops), TRAIN_FLAGS (more cmr-train
+# options). A killed run resumes from OUTDIR/checkpoint.cmr when run again.
+. "$(dirname "$0")/common.sh"
+[ $# -eq 7 ] || { echo "usage: train.sh AUDIO.cmr OUTDIR STRATEGY LOSS WIDTH EPOCHS SEED" >&2; exit 2; }
+audio=$1 dir=$2 strategy=$3 loss=$4 width=$5 epochs=$6 seed=$7
+need_file "$audio"
+case $loss in
+    infonce) model=siamese kind=encoder ;;
+    multi)   model=multi kind=multi ;;
+    cpc)     model=cpc kind=cpc strategy=sequence ;;
+    *) echo "train.sh: LOSS is infonce, multi or cpc, got '$loss'" >&2; exit 2 ;;
+esac
+case $strategy in
+    self|adjacent|random|sequence) ;;
+    *) echo "train.sh: STRATEGY is self, adjacent or random, got '$strategy'" >&2; exit 2 ;;
+esac
+mkdir -p "$dir"
+
+# the training set's mel statistics, shared by every model trained on AUDIO
+stats=${audio%.cmr}.stats
+if [ ! -s "$stats" ]; then
+    say "mel statistics of $audio"
+    tmp_for "$stats"
+    cmr mel --stats "$TMP_OUT" "$audio" > /dev/null
+    commit "$stats"
+fi
+
+if ! command -v "${CMR_BINDIR:+$CMR_BINDIR/}cmr-train" > /dev/null; then
+    # Development stand-in until cmr-train exists: an untrained, randomly initialised
+    # encoder of the same kind and width. Never a result: STANDIN=1 must be asked for.
+    [ "${STANDIN:-0}" = 1 ] || die "cmr-train not found (CMR_BINDIR=${CMR_BINDIR:-unset}); STANDIN=1 makes an untrained stand-in model"
+    say "STAND-IN: cmr-train is missing, writing an UNTRAINED $kind model (width $width)"
+    mean=$(awk '$1 == "mean" {print $2}' "$stats") std=$(awk '$1 == "std" {print $2}' "$stats")
+    cmr model init -q --kind "$kind" --width "$width" --seed "$seed" \
+        --mel-mean "$mean" --mel-std "$std" "$dir/model.cmr"
+    printf 'step\tepoch\tloss\n' > "$dir/train.tsv"
+    exit 0
+fi
+
+# pairs (or sequences) -> augmentation -> log-mel -> the trainer
+crop=()
+aug=(cmr augment --seed "$seed")
+if [ "${AUGMENT:-1}" = 0 ]; then
+    [ "$strategy" != self ] || die "STRATEGY=self needs the augmentation (AUGMENT=1)"
+    crop=(--crop 3)
+    aug=(cat)
+fi
+resume=()
+[ -s "$dir/checkpoint.cmr" ] && resume=(--resume "$dir/checkpoint.cmr") &&
+    say "resuming from $dir/checkpoint.cmr"
+say "training $loss/$strategy width $width, $epochs epochs, seed $seed"
+# shellcheck disable=SC2086
+cmr pair -q --strategy "$strategy" --epochs "$epochs" --seed "$seed" "${crop[@]}" "$audio" |
+    "${aug[@]}" | cmr mel |
+    cmr train --model "$model" --width "$width" --batch "${BATCH:-16}" --epochs "$epochs" \
+        --seed "$seed" --stats "$stats" --threads "${THREADS:-1}" \
+        --out "$dir/checkpoint.cmr" --log "$dir/train.tsv.part" "${resume[@]}" ${TRAIN_FLAGS:-}
+# the finished model and its log, renamed only once training completed
+mv -f "$dir/train.tsv.part" "$dir/train.tsv"
+mv -f "$dir/checkpoint.cmr" "$dir/model.cmr"
+say "wrote $dir/model.cmr"
