@@ -10,6 +10,10 @@
 . "$(dirname "$0")/common.sh"
 [ $# -eq 3 ] || { echo "usage: evaluate.sh classify|tags|recommend FEATURES.cmr OUT.json" >&2; exit 2; }
 task=$1 feats=$2 out=$3
+case $task in
+    classify|tags|recommend) ;;
+    *) echo "evaluate.sh: TASK is classify, tags or recommend, got '$task'" >&2; exit 2 ;;
+esac
 need_file "$feats"
 tmp_for "$out"
 case $task in
@@ -17,7 +21,6 @@ case $task in
     tags)      cmr probe -q --tags --json "$feats" > "$TMP_OUT" ;;
     recommend) cmr knn -q --json --queries 3 --negatives "${NEGATIVES:-100}" \
                    ${KNN_SEED:+--seed "$KNN_SEED"} "$feats" > "$TMP_OUT" ;;
-    *) echo "evaluate.sh: TASK is classify, tags or recommend, got '$task'" >&2; exit 2 ;;
 esac
 commit "$out"
 # one progress line: the main numbers

@@ -1,0 +1,124 @@
+#!/usr/bin/env bats
+# pipelines/: the pipeline scripts and the make graph on seconds of synthetic
+# audio (docs/pipelines.md). Training runs 2 steps once cmr-train is built.
+load helpers
+
+P=$CMR_SRCDIR/pipelines
+
+# a make of our own, not a child of the `make check` that runs us
+pmake() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$P" "$@"; }
+
+# mk_set DIR: 12 tracks of 8 s in 3 timbres (label), split 2/1/1 per label,
+# two playlists, and DIR/list.tsv with path track split label playlists
+mk_set() {
+    local d=$1 i=0 label split pl
+    mkdir -p "$d"
+    printf 'path\ttrack\tsplit\tlabel\tplaylists\n' >"$d/list.tsv"
+    for label in low high noise; do
+        for split in training training validation test; do
+            i=$((i + 1))
+            case $label in
+                low)   sox -q -R -n -r 16000 -c 1 -b 16 "$d/t$i.wav" synth 8 sine $((110 + 7 * i)) sine $((220 + 14 * i)) vol 0.4 ;;
+                high)  sox -q -R -n -r 16000 -c 1 -b 16 "$d/t$i.wav" synth 8 sine $((1800 + 50 * i)) tremolo 6 60 vol 0.4 ;;
+                noise) sox -q -R -n -r 16000 -c 1 -b 16 "$d/t$i.wav" synth 8 pinknoise vol 0.3 ;;
+            esac
+            pl=
+            [ $i -le 5 ] && pl=pl-a
+            [ $i -ge 8 ] && pl=pl-b
+            [ $i -eq 5 ] && pl=pl-a,pl-b
+            # relative paths: cmr-decode reads them against the list's folder
+            printf 't%d.wav\t%s/t%02d\t%s\t%s\t%s\n' $i $label $i $split $label "$pl" >>"$d/list.tsv"
+        done
+    done
+}
+
+have_train() { [ -x "$CMR_BINDIR/cmr-train" ]; }
+
+@test "pipelines: the scripts print their usage and exit 2 on bad arguments" {
+    for s in audio features evaluate train table3 plot; do
+        run -2 --separate-stderr "$P/$s.sh"
+        [[ "$stderr" == "usage: $s.sh "* ]]
+    done
+    run -2 --separate-stderr "$P/evaluate.sh" guess "$TMP/f.cmr" "$TMP/o.json"
+    run -1 --separate-stderr "$P/evaluate.sh" classify "$TMP/nope.cmr" "$TMP/o.json"
+    [[ "$stderr" == "[evaluate   0s] error: $TMP/nope.cmr: no such file (or empty)" ]]
+    run -2 --separate-stderr "$P/train.sh" "$P/Makefile" "$TMP/m" adjacent hinge 0.25 1 1
+    [[ "$stderr" == *"LOSS is infonce, multi or cpc, got 'hinge'"* ]]
+    [ ! -e "$TMP/o.json" ]
+}
+
+@test "pipelines: features.sh (MFCC) gives one 80-value summary per track, metadata kept" {
+    mk_set "$TMP/d"
+    run -0 --separate-stderr "$P/features.sh" "$TMP/d/list.tsv" "$TMP/mfcc.cmr"
+    run -0 cmr dump -n 0 "$TMP/mfcc.cmr"
+    [ "$(grep -c '^tensor kind=summary .* shape=\[80\]' <<<"$output")" -eq 12 ]
+    [[ "$output" == *'track="noise/t12"'*'meta={"split":"test","label":"noise","playlists":"pl-b"}'* ]]
+    [ -z "$(ls "$TMP" | grep tmp)" ]
+}
+
+@test "pipelines: evaluate.sh classify and recommend write JSON lines" {
+    mk_set "$TMP/d"
+    "$P/features.sh" "$TMP/d/list.tsv" "$TMP/f.cmr" 2>/dev/null
+    run -0 --separate-stderr "$P/evaluate.sh" classify "$TMP/f.cmr" "$TMP/c.json"
+    [ "$(wc -l <"$TMP/c.json")" -eq 2 ]
+    grep -q '^{"classifier":"svm",.*"accuracy":' "$TMP/c.json"
+    grep -q '^{"classifier":"logreg",.*"accuracy":' "$TMP/c.json"
+    [[ "$stderr" == *"c.json: svm "*" logreg "* ]]
+    NEGATIVES=all run -0 --separate-stderr "$P/evaluate.sh" recommend "$TMP/f.cmr" "$TMP/r.json"
+    grep -q '"hr10":.*"mpr":.*"playlists":2,' "$TMP/r.json"
+}
+
+@test "pipelines: make table3 on MFCC alone, paths relative to the caller, then nothing to redo" {
+    mk_set "$TMP/d"
+    cd "$TMP"
+    run -0 --separate-stderr pmake table3 GENRE=d/list.tsv PLAYLISTS=d/list.tsv CONFIGS= RESULTS=res NEGATIVES=all
+    [ -s res/table3.md ] && [ -s res/table3.tsv ] && [ -s res/training-curves.png ]
+    [[ "$output" == *"| MFCC | - | 40 | "*" (.397) | "* ]]
+    head -n 1 res/table3.tsv | grep -q '^config	feature	loss	dim	genre_svm	genre_svm_paper	'
+    grep -q '^mfcc	MFCC	-	40	[01]\.[0-9][0-9][0-9]	.397	' res/table3.tsv
+    # the playlist task reads the genre task's features: one feature file
+    [ "$(ls res/features/mfcc)" = genre.cmr ]
+    [ ! -e res/scores/mfcc/inst.json ]
+    before=$(stat -c %Y res/features/mfcc/genre.cmr res/scores/mfcc/*.json res/table3.md)
+    sleep 1
+    run -0 --separate-stderr pmake table3 GENRE=d/list.tsv PLAYLISTS=d/list.tsv CONFIGS= RESULTS=res NEGATIVES=all
+    [ "$(stat -c %Y res/features/mfcc/genre.cmr res/scores/mfcc/*.json res/table3.md)" = "$before" ]
+    [[ "$stderr" != *"[features"* ]]
+}
+
+@test "pipelines: make table3 without a task list, make train without DATA: exit 2" {
+    cd "$TMP"
+    run -2 --separate-stderr pmake table3 CONFIGS= RESULTS=res
+    [[ "$stderr" == *"table3: give at least one of GENRE=, INSTRUMENT=, PLAYLISTS=, TAGS="* ]]
+    run -2 --separate-stderr pmake train OUT=x
+    [[ "$stderr" == *"train needs DATA=list.tsv and OUT=dir"* ]]
+}
+
+@test "pipelines: the learned branch encodes with a model file (an untrained cmr-model init)" {
+    mk_set "$TMP/d"
+    cmr model init -q --kind encoder --width 0.125 --seed 3 "$TMP/m.cmr"
+    THREADS=1 run -0 --separate-stderr "$P/features.sh" "$TMP/d/list.tsv" "$TMP/e.cmr" "$TMP/m.cmr"
+    run -0 cmr dump -n 0 "$TMP/e.cmr"
+    [ "$(grep -c '^tensor kind=summary .* shape=\[256\]' <<<"$output")" -eq 12 ]
+    [[ "$output" == *'info={"rows":2}'* ]]
+}
+
+@test "pipelines: make train, 2 steps at a fixed seed: model, log with a finite loss, reused" {
+    have_train || skip "cmr-train is not built yet"
+    mk_set "$TMP/d"
+    cd "$TMP"
+    run -0 --separate-stderr pmake train DATA=d/list.tsv OUT=run STRATEGY=adjacent LOSS=infonce \
+        WIDTH=0.125 EPOCHS=2 SEED=7 BATCH=12 THREADS=1
+    [ -s run/model.cmr ] && [ -s run/train.tsv ]
+    head -n 1 run/train.tsv | tr '\t' '\n' >"$TMP/cols"
+    grep -qx step "$TMP/cols" && grep -qx epoch "$TMP/cols" && grep -qx loss "$TMP/cols"
+    col=$(grep -nx loss "$TMP/cols" | cut -d: -f1)
+    [ "$(tail -n +2 run/train.tsv | wc -l)" -eq 2 ]
+    tail -n +2 run/train.tsv | awk -F'\t' -v c="$col" '$c + 0 != $c || $c != $c || $c > 1e30 { exit 1 }'
+    run -0 cmr model info run/model.cmr
+    before=$(stat -c %Y run/model.cmr)
+    sleep 1
+    run -0 --separate-stderr pmake train DATA=d/list.tsv OUT=run STRATEGY=adjacent LOSS=infonce \
+        WIDTH=0.125 EPOCHS=2 SEED=7 BATCH=12 THREADS=1
+    [ "$(stat -c %Y run/model.cmr)" = "$before" ]
+}
