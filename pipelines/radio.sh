@@ -94,6 +94,8 @@ fi
 launch=${GST_LAUNCH:-gst-launch-1.0}
 command -v "$launch" >/dev/null || { echo "$prog: $launch not found (apt-get install gstreamer1.0-tools)" >&2; exit 1; }
 
+GST_CMR_CHECK_CAPS="audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved"
+GST_CMR_MEL_CAPS="application/x-cmr-mel,n-mels=96,rate=16000,hop=256"
 # gst-launch quoting: a string property in double quotes, with \ and " escaped
 gst_quote() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 
@@ -103,6 +105,17 @@ encode="cmrencode model=$(gst_quote "$model") hop=$hop"
 # new gst-launch: a file on stdout is appended to instead
 sink="fdsink fd=1 sync=false"
 [ -f /dev/stdout ] && sink="filesink location=/dev/stdout append=true sync=false"
+
+# fail early, not at every reconnection, on a missing plugin or a bad model
+if ! "$launch" -q fakesrc num-buffers=0 ! "$GST_CMR_CHECK_CAPS" ! cmrmel ! fakesink >/dev/null 2>&1; then
+    echo "$prog: the cmr GStreamer plugin is not found (install it, or set GST_PLUGIN_PATH)" >&2
+    exit 1
+fi
+if [ "$mel" = 0 ] && ! err=$("$launch" -q fakesrc num-buffers=0 \
+        ! "$GST_CMR_MEL_CAPS" ! $encode ! fakesink 2>&1 >/dev/null); then
+    echo "$prog: cannot use the model '$model': ${err//$'\n'/ }" >&2
+    exit 1
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cmr-radio.XXXXXX")
 enc="" fetch=""
@@ -155,8 +168,9 @@ while :; do
     rc=0
     # wait returns early on a trapped signal: wait until the encoder is done
     while kill -0 "$enc" 2>/dev/null; do wait "$enc" || rc=$?; done
+    # the encoder ends when the fetcher does; if it failed first, stop the fetcher
     frc=0
-    kill -TERM "$fetch" 2>/dev/null || true
+    [ "$rc" = 0 ] || kill -TERM "$fetch" 2>/dev/null || true
     wait "$fetch" || frc=$?
     enc="" fetch=""
     rm -f "$fifo"
@@ -170,10 +184,7 @@ while :; do
         say "done after $duration s, $conn connection(s)"
         exit 0
     fi
-    if [ "$rc" != 0 ]; then
-        echo "$prog: connection $conn: decoding or encoding failed (exit $rc)" >&2
-        [ -n "$model" ] && [ "$lasted" -lt 1 ] && [ "$conn" = 1 ] && exit 1
-    fi
+    [ "$rc" = 0 ] || echo "$prog: connection $conn: decoding failed (gst-launch exit $rc)" >&2
     if [ "$lasted" -ge 10 ]; then
         failures=0 delay=1
     else
