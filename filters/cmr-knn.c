@@ -321,7 +321,10 @@ int main(int argc, char **argv)
                 pl_file ? "in the playlist file" : "metadata");
     g_map = &map;
     qsort(pairs, n_pairs, sizeof *pairs, cmp_pair);
-    int *start = malloc(sizeof(int) * (size_t)(map.n + 1)), *members = malloc(sizeof(int) * (n_pairs + 1));
+    /* static: still reachable (not a leak) when an error below exits */
+    static int *start, *members;
+    start = malloc(sizeof(int) * (size_t)(map.n + 1));
+    members = malloc(sizeof(int) * (n_pairs + 1));
     if (!start || !members)
         cli_die(CLI_EXIT_DATA, "out of memory");
     int np = 0;

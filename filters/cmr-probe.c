@@ -119,6 +119,8 @@ static void names_add(struct names *s, const char *x)
 /* sorts and removes duplicates */
 static void names_finish(struct names *s)
 {
+    if (s->n == 0)
+        return;
     qsort(s->v, (size_t)s->n, sizeof *s->v, cmp_str);
     int k = 0;
     for (int i = 0; i < s->n; i++) {
@@ -132,6 +134,8 @@ static void names_finish(struct names *s)
 
 static int names_find(const struct names *s, const char *x)
 {
+    if (s->n == 0)
+        return -1;
     char *const *p = bsearch(&x, s->v, (size_t)s->n, sizeof *s->v, cmp_str);
     return p ? (int)(p - s->v) : -1;
 }
