@@ -11,7 +11,8 @@
 # The mel standardisation (mean, std) is computed once over AUDIO.cmr into
 # AUDIO.stats and stored in the model. Env: BATCH (16), THREADS (cmr-train threads,
 # default 1), AUGMENT (1; 0 trains on plain 3 s crops), TRAIN_FLAGS (more cmr-train
-# options). A killed run resumes from OUTDIR/checkpoint.cmr when run again.
+# options), STANDIN (1: an untrained cmr-model init model instead of training, to
+# test the graph). A killed run resumes from OUTDIR/checkpoint.cmr when run again.
 . "$(dirname "$0")/common.sh"
 [ $# -eq 7 ] || { echo "usage: train.sh AUDIO.cmr OUTDIR STRATEGY LOSS WIDTH EPOCHS SEED" >&2; exit 2; }
 audio=$1 dir=$2 strategy=$3 loss=$4 width=$5 epochs=$6 seed=$7
@@ -37,11 +38,10 @@ if [ ! -s "$stats" ]; then
     commit "$stats"
 fi
 
-if ! command -v "${CMR_BINDIR:+$CMR_BINDIR/}cmr-train" > /dev/null; then
-    # Development stand-in until cmr-train exists: an untrained, randomly initialised
-    # encoder of the same kind and width. Never a result: STANDIN=1 must be asked for.
-    [ "${STANDIN:-0}" = 1 ] || die "cmr-train not found (CMR_BINDIR=${CMR_BINDIR:-unset}); STANDIN=1 makes an untrained stand-in model"
-    say "STAND-IN: cmr-train is missing, writing an UNTRAINED $kind model (width $width)"
+if [ "${STANDIN:-0}" = 1 ]; then
+    # For testing the graph only: an untrained, randomly initialised model of the same
+    # kind and width, in a second (no training). Its scores mean nothing.
+    say "STANDIN=1: writing an UNTRAINED $kind model (width $width), not a result"
     mean=$(awk '$1 == "mean" {print $2}' "$stats") std=$(awk '$1 == "std" {print $2}' "$stats")
     cmr model init -q --kind "$kind" --width "$width" --seed "$seed" \
         --mel-mean "$mean" --mel-std "$std" "$dir/model.cmr"

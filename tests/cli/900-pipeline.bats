@@ -32,7 +32,8 @@ mk_set() {
     done
 }
 
-have_train() { [ -x "$CMR_BINDIR/cmr-train" ]; }
+# training needs cmr-train, and cmr-mel turning "pair" audio frames into log-mel
+have_train() { [ -x "$CMR_BINDIR/cmr-train" ] && cmr mel --help | grep -q pair; }
 
 @test "pipelines: the scripts print their usage and exit 2 on bad arguments" {
     for s in audio features evaluate train table3 plot; do
@@ -103,8 +104,25 @@ have_train() { [ -x "$CMR_BINDIR/cmr-train" ]; }
     [[ "$output" == *'info={"rows":2}'* ]]
 }
 
+@test "pipelines: make -j2 table3, all seven configurations wired (STANDIN=1: untrained models)" {
+    mk_set "$TMP/d"
+    cd "$TMP"
+    run -0 --separate-stderr pmake -j2 table3 GENRE=d/list.tsv INSTRUMENT=d/list.tsv PLAYLISTS=d/list.tsv \
+        RESULTS=res NEGATIVES=all STANDIN=1 WIDTH=0.125 THREADS=1
+    [ "$(tail -n +2 res/table3.tsv | cut -f1 | tr '\n' ' ')" = "mfcc self-infonce self-multi adjacent-infonce adjacent-multi random-infonce random-multi cpc " ]
+    # dims from the features: 40, 128, 640, 128, 640, 128, 640, 256
+    [ "$(tail -n +2 res/table3.tsv | cut -f4 | tr '\n' ' ')" = "40 128 640 128 640 128 640 256 " ]
+    # every task scored for every feature: no empty cell among ours
+    [ -z "$(tail -n +2 res/table3.tsv | awk -F'\t' '$5 == "" || $7 == "" || $9 == "" || $11 == "" || $13 == "" || $15 == ""')" ]
+    [[ "$output" == *"| MelCPC | InfoNCE | 256 | "*" (.480) | "* ]]
+    grep -q 'strategy=sequence loss=cpc width=0.125' res/models/cpc/params.txt
+    grep -q 'strategy=random loss=multi' res/models/random-multi/params.txt
+    # one feature file per list, shared by the three tasks
+    [ "$(ls res/features/cpc)" = genre.cmr ]
+}
+
 @test "pipelines: make train, 2 steps at a fixed seed: model, log with a finite loss, reused" {
-    have_train || skip "cmr-train is not built yet"
+    have_train || skip "cmr-train, or cmr-mel on pair frames, is not built yet"
     mk_set "$TMP/d"
     cd "$TMP"
     run -0 --separate-stderr pmake train DATA=d/list.tsv OUT=run STRATEGY=adjacent LOSS=infonce \
