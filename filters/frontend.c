@@ -89,6 +89,62 @@ static void check_audio(const struct fe_ops *ops, const struct track *t, const s
                     (long long)(fr->offset + (int64_t)i));
 }
 
+/* 1 for the training kinds ("pair", "sequence"): [R, n] rows of audio, each
+ * an independent clip (cmr-pair, cmr-augment) */
+static int is_clip_kind(const struct cmr_frame *fr)
+{
+    return strcmp(fr->kind, "pair") == 0 || strcmp(fr->kind, "sequence") == 0;
+}
+
+/* [R, n] clips -> [R, T, width]: each row is a whole track of its own
+ * (reflect padding at both ends), so the values equal those of the row
+ * decoded as a separate file. Metadata, info and position are kept. */
+static void run_clips(const struct fe_ops *ops, struct cmr_writer *w, struct cmr_frame *out,
+                      const struct cmr_frame *fr)
+{
+    struct cmr_error err = { 0 };
+    if (fr->ndim != 2)
+        cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame %lld should have shape [rows, samples] of audio, "
+                "got %d dims%s", fr->track, fr->kind, (long long)fr->index, fr->ndim,
+                fr->ndim == 3 ? " (is it a spectrogram already?)" : "");
+    if (fr->rate != ops->rate)
+        cli_die(CLI_EXIT_DATA, "track \"%s\": %s takes %g Hz audio, got %g Hz; resample it first",
+                fr->track, cli_prog, ops->rate, fr->rate);
+    size_t rows = (size_t)fr->shape[0], n = (size_t)fr->shape[1];
+    if (!all_finite(fr->data, rows * n))
+        cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame %lld has a non-finite sample", fr->track, fr->kind,
+                (long long)fr->index);
+    /* frames of a whole clip: those ready after all samples plus the padded tail */
+    ops->reset(ops->obj);
+    if (ops->push(ops->obj, fr->data, n, &err) != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "track \"%s\": %s", fr->track, cmr_error_text(&err, err.code));
+    ops->end(ops->obj);
+    size_t T = ops->ready(ops->obj, 0);
+    ops->reset(ops->obj);
+    int64_t shape[3] = { (int64_t)rows, (int64_t)T, ops->width };
+    if (cmr_frame_make_tensor(out, fr->kind, fr->track, 3, shape) != CMR_OK ||
+        cmr_frame_meta_copy(out, fr) != CMR_OK || cmr_frame_info_copy(out, fr) != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    for (size_t r = 0; r < rows; r++) {
+        float *dst = out->data + r * T * (size_t)ops->width;
+        if (ops->push(ops->obj, fr->data + r * n, n, &err) != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "track \"%s\": %s", fr->track, cmr_error_text(&err, err.code));
+        ops->end(ops->obj);
+        size_t got = 0;
+        while (got < T && ops->next(ops->obj, dst + got * (size_t)ops->width))
+            got++;
+        if (got != T)
+            cli_die(CLI_EXIT_DATA, "track \"%s\": internal error: %zu of %zu frames ready", fr->track, got, T);
+        ops->reset(ops->obj);
+    }
+    if (ops->post)
+        ops->post(ops->post_ctx, fr, out->data, rows * T * (size_t)ops->width);
+    out->rate = ops->rate;
+    out->offset = fr->offset;
+    out->index = fr->index;
+    cli_put(w, out);
+}
+
 void fe_run(const struct fe_ops *ops, struct cmr_reader *rd, struct cmr_writer *w)
 {
     struct cmr_frame fr, out, last;
@@ -99,7 +155,9 @@ void fe_run(const struct fe_ops *ops, struct cmr_reader *rd, struct cmr_writer *
     cmr_frame_init(&out);
     cmr_frame_init(&last);
     while (cli_next(rd, &fr)) {
-        if (fr.type == CMR_FRAME_TENSOR) {
+        if (fr.type == CMR_FRAME_TENSOR && is_clip_kind(&fr)) {
+            run_clips(ops, w, &out, &fr);
+        } else if (fr.type == CMR_FRAME_TENSOR) {
             check_audio(ops, &t, &fr);
             if (!t.id && !(t.id = strdup(fr.track)))
                 cli_die(CLI_EXIT_DATA, "out of memory");
@@ -114,6 +172,8 @@ void fe_run(const struct fe_ops *ops, struct cmr_reader *rd, struct cmr_writer *
             if (cmr_frame_set_track(&last, fr.track) != CMR_OK || cmr_frame_meta_copy(&last, &fr) != CMR_OK ||
                 cmr_frame_info_copy(&last, &fr) != CMR_OK)
                 cli_die(CLI_EXIT_DATA, "out of memory");
+        } else if (fr.type == CMR_FRAME_END && !t.id) {
+            cli_put(w, &fr); /* after clips, or a track without audio */
         } else if (fr.type == CMR_FRAME_END) {
             if (t.id && !fr.error) {
                 ops->end(ops->obj);

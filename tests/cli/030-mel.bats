@@ -251,3 +251,22 @@ dump_stats() {
     run -1 --separate-stderr cmr mel --stats "$TMP/no/dir/x.stats" "$TMP/a.frames"
     [[ "$stderr" == "cmr-mel: --stats: stats: cannot create $TMP/no/dir/x.stats: No such file or directory" ]]
 }
+
+@test "cmr-mel: pair frames [2, n] give [2, T, 96], each row equal to the mel of its crop alone" {
+    sox -q -n -r 16000 -c 1 -b 16 "$TMP/a.wav" synth 10 pluck C3 pluck E3 remix -
+    B decode "$TMP/a.wav" | B pair --strategy adjacent --seed 3 --crop 3 > "$TMP/pair.frames"
+    cmr mel "$TMP/pair.frames" > "$TMP/pair.mel"
+    run --separate-stderr B dump "$TMP/pair.mel"
+    [ "$status" -eq 0 ]
+    [[ "${lines[1]}" == "tensor kind=pair "*"shape=[2,188,96]"* ]]
+    # the positive row against the same 3 s decoded as a file of its own
+    pos=$(sed -n 's/.*"positive_offset":\([0-9]*\).*/\1/p' <<< "${lines[1]}")
+    [ -n "$pos" ]
+    sox "$TMP/a.wav" "$TMP/pos.wav" trim "${pos}s" 48000s
+    B decode "$TMP/pos.wav" | cmr mel | B dump --npy "$TMP/one" > /dev/null
+    B dump --npy "$TMP/two" "$TMP/pair.mel" > /dev/null
+    cmp <(tail -c 72192 "$TMP/one/"*.npy) <(tail -c 72192 "$TMP/two/"*.npy)
+    # a spectrogram is not audio
+    run -1 --separate-stderr cmr mel "$TMP/pair.mel"
+    [[ "$stderr" == *"should have shape [rows, samples] of audio, got 3 dims (is it a spectrogram already?)" ]]
+}
