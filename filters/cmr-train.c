@@ -1,0 +1,577 @@
+/* cmr-train: self-supervised training from a stream of "pair" or "sequence"
+ * log-mel frames (PAPER.md sections 5-6; docs/training.md#cmr-train)
+ *
+ *   cmr-pair --epochs 100 audio.cmr | cmr-augment | cmr-mel |
+ *     cmr-train --model siamese --width 0.25 --stats train.stats --out model.cmr
+ *
+ * The loop pieces (batching, checked steps, epochs, the plateau schedule,
+ * resumable state) are lib/train.c; this file reads the stream, logs, shows
+ * progress and writes checkpoints. An epoch ends where the frames' info
+ * "epoch" changes, or at the end of the stream. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dsp/stats.h"
+#include "frame.h"
+#include "model.h"
+#include "train.h"
+
+#define SEG ((size_t)CMR_MODEL_T * CMR_MODEL_F)
+
+static noreturn void usage(FILE *f, int code)
+{
+    fprintf(f,
+        "Usage: cmr-train --out FILE [OPTION]... [FILE|-]\n"
+        "Train an encoder self-supervised on \"pair\" frames [2, 188, 96] (anchor, positive)\n"
+        "or \"sequence\" frames [context+K, 188, 96] of log-mel (cmr-pair | cmr-augment |\n"
+        "cmr-mel). Reads FILE or stdin; writes a model file, nothing on stdout.\n"
+        "\n"
+        "Model (a new one, seeded):\n"
+        "  -m, --model NAME         siamese (InfoNCE, 128-d), multi (multi-level InfoNCE,\n"
+        "                           640-d) or cpc (MelCPC: GRU 256 over context, K\n"
+        "                           predictors, 256-d) [siamese]\n"
+        "  -w, --width X            channel multiplier, 1 = the paper's encoder [1] (0, 4]\n"
+        "      --context N          cpc: segments the GRU reads [4] (1..64)\n"
+        "      --predict K          cpc: segments predicted [2] (1..16)\n"
+        "  -s, --seed N             seeds the initialisation [0]\n"
+        "      --stats FILE         input standardisation (cmr-mel --stats): stored in the\n"
+        "                           model and applied as (x - mean) / std, in training and\n"
+        "                           by cmr-encode\n"
+        "      --init MODEL         start from MODEL's weights (cmr-model import, an\n"
+        "                           earlier run) with a fresh optimizer\n"
+        "      --resume FILE        continue the run that wrote checkpoint FILE: the same\n"
+        "                           input stream is read again and the examples FILE\n"
+        "                           already trained on are skipped\n"
+        "Optimisation:\n"
+        "  -b, --batch N            examples per step [16] (2..4096); a batch never mixes\n"
+        "                           epochs: an epoch's last short batch is trained on if\n"
+        "                           it has >= 2 examples, else dropped\n"
+        "      --lr X               Adam learning rate [0.001] (betas 0.9, 0.999)\n"
+        "  -t, --temperature X      InfoNCE temperature [1]\n"
+        "      --patience N         epochs without improvement of the epoch loss before\n"
+        "                           the rate drops [5] (ReduceLROnPlateau)\n"
+        "      --factor X           rate multiplier on a plateau [0.2] (0, 1]\n"
+        "  -e, --epochs N           stop after N epochs [0: all the input has]\n"
+        "      --max-loss X         stop when a batch loss exceeds X [10000]\n"
+        "  -j, --threads N          OpenBLAS threads [1] (1..64)\n"
+        "Output:\n"
+        "  -o, --out FILE           the model file, with the optimizer state (required);\n"
+        "                           written atomically at every checkpoint and at the end\n"
+        "  -c, --checkpoint-every N also write FILE every N steps [100] (0: only at the end)\n"
+        "  -l, --log FILE           TSV, one row per step: step epoch loss acc lr seg_per_s\n"
+        "                           elapsed_s\n"
+        "  -q, --quiet              no progress, no warnings\n"
+        "  -v, --verbose            more detail on stderr\n"
+        "  -h, --help               this help\n"
+        "\n"
+        "Progress: a line updated every step when stderr is a terminal, else a line\n"
+        "per epoch. A NaN or exploding loss (above --max-loss) or a NaN gradient\n"
+        "stops training; the last checkpoint written is left as it was.\n"
+        "Exit status: 0 ok, 1 bad input (kind, shape, non-finite values, truncated\n"
+        "stream, a different stream on --resume), bad model or stats file, diverged\n"
+        "training or a file that cannot be written, 2 usage.\n");
+    exit(code);
+}
+
+/* monotonic seconds */
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void fmt_duration(char *b, size_t n, double s)
+{
+    if (!(s >= 0) || s > 1e8)
+        snprintf(b, n, "?");
+    else if (s >= 3600)
+        snprintf(b, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60)
+        snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(b, n, "%ds", (int)s);
+}
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h ^ 0xff; /* separator */
+}
+
+struct run {
+    struct cmr_model *m;
+    struct cmr_trainer *t;
+    const char *out;
+    long every;
+    FILE *log;
+    int tty;                    /* progress line on stderr */
+    int64_t total;              /* examples the stream will have (tracks x epochs), 0 if unknown */
+    double t0, t_last;          /* start of this process's training, end of the last step */
+    double elapsed0;            /* elapsed_s of earlier runs (from the log, on --resume) */
+    int64_t examples0;          /* examples consumed when this process started */
+    int64_t segs_epoch;         /* segments trained in the epoch in progress (this process) */
+    double t_epoch;             /* when this process's part of that epoch started */
+    int64_t saved_step;         /* step of the last checkpoint written, -1 if none */
+};
+
+static void save(struct run *r)
+{
+    struct cmr_error err = {0};
+    int rc = cmr_trainer_save(r->t, r->out, &err);
+    if (rc)
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
+    r->saved_step = r->m->train.step;
+}
+
+static void progress_clear(struct run *r)
+{
+    if (r->tty)
+        fprintf(stderr, "\r\033[K");
+}
+
+static void step(struct run *r)
+{
+    struct cmr_error err = {0};
+    struct cmr_train_step s;
+    int64_t label = r->t->epoch;
+    int rc = cmr_trainer_step(r->t, &s, &err);
+    if (rc) {
+        progress_clear(r);
+        if (r->log)
+            fflush(r->log);
+        if (r->saved_step >= 0)
+            cli_die(CLI_EXIT_DATA, "%s; stopped, the last checkpoint %s (step %" PRId64 ") is intact",
+                    cmr_error_text(&err, rc), r->out, r->saved_step);
+        cli_die(CLI_EXIT_DATA, "%s; stopped, no checkpoint was written", cmr_error_text(&err, rc));
+    }
+    if (!s.trained) {
+        if (s.n)
+            cli_info("epoch %" PRId64 ": dropped a last batch of %d example (a contrastive batch needs 2)",
+                     label, s.n);
+        return;
+    }
+    double t = now(), dt = t - r->t_last;
+    r->t_last = t;
+    int64_t segs = (int64_t)s.n * r->t->rows;
+    r->segs_epoch += segs;
+    double elapsed = r->elapsed0 + (t - r->t0);
+    int64_t stp = r->m->train.step;
+    double acc = (double)s.correct / s.total;
+    if (r->log) {
+        fprintf(r->log, "%" PRId64 "\t%" PRId64 "\t%.9g\t%.6g\t%.9g\t%.4g\t%.3f\n", stp, label, s.loss, acc, s.lr,
+                dt > 0 ? segs / dt : 0.0, elapsed);
+        if (fflush(r->log))
+            cli_die(CLI_EXIT_DATA, "--log: write failed: %s", strerror(errno));
+    }
+    if (r->tty) {
+        double rate = (r->t->consumed - r->examples0) / (t - r->t0);
+        char eta[32] = "";
+        if (r->total > 0 && rate > 0) {
+            char d[24];
+            fmt_duration(d, sizeof d, (r->total - r->t->consumed) / rate);
+            snprintf(eta, sizeof eta, "  ETA %s", d);
+        }
+        fprintf(stderr, "\r\033[Kstep %" PRId64 "  epoch %" PRId64 "  loss %.4f  acc %.3f  %.1f seg/s%s", stp,
+                label, s.loss, acc, dt > 0 ? segs / dt : 0.0, eta);
+        fflush(stderr);
+    }
+    if (r->every > 0 && stp % r->every == 0)
+        save(r);
+}
+
+static void end_epoch(struct run *r)
+{
+    struct cmr_train_epoch e;
+    if (!cmr_trainer_end_epoch(r->t, &e))
+        return;
+    double t = now(), secs = t - r->t_epoch;
+    progress_clear(r);
+    if (!cli_quiet) {
+        char msg[160] = "";
+        if (e.lr_dropped)
+            snprintf(msg, sizeof msg, "; no improvement for %d epochs, lr now %g", r->t->cfg.patience + 1, e.lr);
+        if (e.examples)
+            fprintf(stderr, "%s: epoch %" PRId64 ": loss %.4f acc %.3f, %" PRId64 " steps, %" PRId64
+                    " examples, %.1f seg/s, lr %g%s\n", cli_prog, e.epoch, e.loss, e.acc, e.steps,
+                    e.examples, secs > 0 ? r->segs_epoch / secs : 0.0, e.lr, msg);
+        else
+            fprintf(stderr, "%s: epoch %" PRId64 ": nothing trained (%" PRId64 " example%s dropped)\n",
+                    cli_prog, e.epoch, e.dropped, e.dropped == 1 ? "" : "s");
+    }
+    r->segs_epoch = 0;
+    r->t_epoch = t;
+}
+
+/* --resume: keeps the log's header and its rows up to `step` (rows a killed
+ * run wrote after its last checkpoint are redone), returns the elapsed_s of
+ * the last row kept; the file is opened for appending */
+static FILE *log_reopen(const char *path, int64_t step, double *elapsed)
+{
+    *elapsed = 0;
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *keep = malloc(cap), line[1024];
+    if (!keep)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    int first = 1;
+    while (fgets(line, sizeof line, in)) {
+        int ok = first;
+        if (!first) {
+            char *end;
+            long long s = strtoll(line, &end, 10);
+            ok = end != line && *end == '\t' && s <= step;
+            if (ok) {
+                /* elapsed_s is the 7th column */
+                char *p = line;
+                for (int c = 0; c < 6 && p; c++)
+                    p = strchr(p + 1, '\t');
+                if (p)
+                    *elapsed = strtod(p + 1, NULL);
+            }
+        }
+        first = 0;
+        if (!ok)
+            continue;
+        size_t n = strlen(line);
+        if (len + n + 1 > cap) {
+            char *k = realloc(keep, cap = 2 * (len + n + 1));
+            if (!k)
+                cli_die(CLI_EXIT_DATA, "out of memory");
+            keep = k;
+        }
+        memcpy(keep + len, line, n);
+        len += n;
+    }
+    fclose(in);
+    FILE *f = fopen(path, "w");
+    if (!f || fwrite(keep, 1, len, f) != len)
+        cli_die(CLI_EXIT_DATA, "--log: cannot write %s: %s", path, strerror(errno));
+    free(keep);
+    return f;
+}
+
+int main(int argc, char **argv)
+{
+    enum { O_CONTEXT = 256, O_PREDICT, O_STATS, O_INIT, O_RESUME, O_LR, O_PATIENCE, O_FACTOR, O_MAXLOSS };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"width", required_argument, NULL, 'w'},
+        {"context", required_argument, NULL, O_CONTEXT},
+        {"predict", required_argument, NULL, O_PREDICT},
+        {"seed", required_argument, NULL, 's'},
+        {"stats", required_argument, NULL, O_STATS},
+        {"init", required_argument, NULL, O_INIT},
+        {"resume", required_argument, NULL, O_RESUME},
+        {"batch", required_argument, NULL, 'b'},
+        {"lr", required_argument, NULL, O_LR},
+        {"temperature", required_argument, NULL, 't'},
+        {"patience", required_argument, NULL, O_PATIENCE},
+        {"factor", required_argument, NULL, O_FACTOR},
+        {"epochs", required_argument, NULL, 'e'},
+        {"max-loss", required_argument, NULL, O_MAXLOSS},
+        {"threads", required_argument, NULL, 'j'},
+        {"out", required_argument, NULL, 'o'},
+        {"checkpoint-every", required_argument, NULL, 'c'},
+        {"log", required_argument, NULL, 'l'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct cmr_train_cfg tc;
+    struct cmr_error err = {0};
+    const char *kind_s = NULL, *stats_path = NULL, *init_path = NULL, *resume_path = NULL, *log_path = NULL,
+               *input = NULL;
+    double width = 0;
+    long context = 4, predict = 2, epochs = 0, threads = 1;
+    int c, have_seed = 0;
+    struct run r;
+
+    memset(&r, 0, sizeof r);
+    r.every = 100;
+    r.saved_step = -1;
+    cmr_train_cfg_default(&tc);
+    cli_init("cmr-train");
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":m:w:s:b:t:e:j:o:c:l:qvh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': kind_s = optarg; break;
+        case 'w': width = cli_double("--width", optarg, 1e-3, 4); break;
+        case O_CONTEXT: context = cli_long("--context", optarg, 1, 64); break;
+        case O_PREDICT: predict = cli_long("--predict", optarg, 1, CMR_MODEL_MAX_K); break;
+        case 's': tc.seed = cli_seed("--seed", optarg); have_seed = 1; break;
+        case O_STATS: stats_path = optarg; break;
+        case O_INIT: init_path = optarg; break;
+        case O_RESUME: resume_path = optarg; break;
+        case 'b': tc.batch = (int)cli_long("--batch", optarg, 2, 4096); break;
+        case O_LR: tc.lr = cli_double("--lr", optarg, 1e-12, 10); break;
+        case 't': tc.tau = cli_double("--temperature", optarg, 1e-6, 1e6); break;
+        case O_PATIENCE: tc.patience = (int)cli_long("--patience", optarg, 0, 1000000); break;
+        case O_FACTOR: tc.factor = cli_double("--factor", optarg, 1e-6, 1); break;
+        case 'e': epochs = cli_long("--epochs", optarg, 0, 1000000000); break;
+        case O_MAXLOSS: tc.max_loss = cli_double("--max-loss", optarg, 1e-9, 1e30); break;
+        case 'j': threads = cli_long("--threads", optarg, 1, 64); break;
+        case 'o': r.out = optarg; break;
+        case 'c': r.every = cli_long("--checkpoint-every", optarg, 0, 1000000000); break;
+        case 'l': log_path = optarg; break;
+        case 'q': cli_quiet = 1; break;
+        case 'v': cli_verbose = 1; break;
+        case 'h': usage(stdout, CLI_EXIT_OK);
+        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                cli_usage_error("unknown option '-%c'", optopt);
+            cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (!r.out)
+        cli_usage_error("--out FILE is required");
+    if (argc - optind > 1)
+        cli_usage_error("at most one input file");
+    if (optind < argc)
+        input = argv[optind];
+    if (init_path && resume_path)
+        cli_usage_error("--init and --resume exclude each other (a checkpoint carries its own weights)");
+    enum cmr_model_kind kind = CMR_MODEL_ENCODER;
+    if (kind_s) {
+        if (!strcmp(kind_s, "siamese"))
+            kind = CMR_MODEL_ENCODER;
+        else if (cmr_model_kind_parse(kind_s, &kind) != CMR_OK)
+            cli_usage_error("--model takes siamese, multi or cpc, got '%s'", kind_s);
+    }
+
+    /* the input standardisation */
+    struct cmr_stats_file sf;
+    if (stats_path) {
+        int rc = cmr_stats_read(stats_path, &sf, &err);
+        if (rc)
+            cli_die(CLI_EXIT_DATA, "--stats: %s", cmr_error_text(&err, rc));
+        if (sf.kind[0] && strcmp(sf.kind, "mel"))
+            cli_die(CLI_EXIT_DATA, "--stats: %s holds statistics of \"%s\" frames, not \"mel\"", stats_path,
+                    sf.kind);
+    }
+
+    /* the model: new, from --init, or from --resume */
+    struct cmr_model *m = NULL;
+    const char *from = init_path ? init_path : resume_path;
+    if (from) {
+        if (!(m = cmr_model_load(from, &err)))
+            cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
+        const struct cmr_model_cfg *mc = &m->cfg;
+        const char *opt = init_path ? "--init" : "--resume";
+        if (kind_s && mc->kind != kind)
+            cli_usage_error("--model %s, but %s %s is a %s model", kind_s, opt, from, cmr_model_kind_name(mc->kind));
+        if (width > 0 && fabs(mc->width - width) > 1e-9)
+            cli_usage_error("--width %g, but %s %s has width %g", width, opt, from, mc->width);
+        if (mc->kind == CMR_MODEL_CPC && ((context != 4 && context != mc->context) || (predict != 2 && predict != mc->k)))
+            cli_usage_error("--context %ld --predict %ld, but %s %s has context %d, K %d", context, predict, opt,
+                            from, mc->context, mc->k);
+        if (stats_path) {
+            if (resume_path && (m->cfg.mel_mean != (float)sf.mean || m->cfg.mel_std != (float)sf.std))
+                cli_usage_error("--stats %s (mean %g, std %g) differs from the checkpoint's standardisation "
+                                "(mean %g, std %g)", stats_path, sf.mean, sf.std, (double)m->cfg.mel_mean,
+                                (double)m->cfg.mel_std);
+            m->cfg.mel_mean = (float)sf.mean;
+            m->cfg.mel_std = (float)sf.std;
+        }
+        if (init_path) {
+            /* the weights and running statistics only: a fresh optimizer and schedule */
+            free(m->adam_m);
+            free(m->adam_v);
+            m->adam_m = m->adam_v = NULL;
+            m->train.step = m->train.epoch = m->train.adam_t = 0;
+            m->train.best_loss = INFINITY;
+            m->train.bad_epochs = 0;
+        } else if (!have_seed) {
+            const char *s = cmr_model_meta_get(m, "train.seed");
+            if (s)
+                tc.seed = strtoull(s, NULL, 10);
+        }
+    } else {
+        struct cmr_model_cfg mc;
+        if (cmr_model_cfg_default(&mc, kind, width > 0 ? width : 1.0))
+            cli_usage_error("--width takes a number in (0, 4], got %g", width);
+        if (kind == CMR_MODEL_CPC) {
+            mc.context = (int)context;
+            mc.k = (int)predict;
+        }
+        if (stats_path) {
+            mc.mel_mean = (float)sf.mean;
+            mc.mel_std = (float)sf.std;
+        }
+        if (!(m = cmr_model_new(&mc, &err)))
+            cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
+        cmr_model_init(m, tc.seed);
+    }
+    r.m = m;
+    int rows = m->cfg.kind == CMR_MODEL_CPC ? m->cfg.context + m->cfg.k : 2;
+    const char *want_kind = m->cfg.kind == CMR_MODEL_CPC ? "sequence" : "pair";
+    if (!(r.t = cmr_trainer_new(m, &tc, rows, &err)))
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
+    if (resume_path) {
+        int rc = cmr_trainer_restore(r.t, &err);
+        if (rc == CMR_EINVAL)
+            cli_usage_error("%s (give the same options to --resume)", cmr_error_text(&err, rc));
+        if (rc)
+            cli_die(CLI_EXIT_DATA, "%s: %s", resume_path, cmr_error_text(&err, rc));
+        r.saved_step = m->train.step;
+    }
+    if (cmr_nn_set_threads((int)threads) == CMR_EUNSUPPORTED && threads > 1)
+        cli_warn("--threads %ld: the BLAS is not OpenBLAS, its own thread setting applies", threads);
+    if (cmr_model_reserve(m, rows * tc.batch, 1, &err))
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
+    if (epochs > 0 && m->train.epoch >= epochs)
+        cli_warn("the checkpoint has already done %" PRId64 " epochs (--epochs %ld)", m->train.epoch, epochs);
+
+    /* the stream's header: its size (cmr-pair's tracks and epochs) and what made it */
+    struct cmr_reader *rd = cli_open_reader(input);
+    struct cmr_frame hdr, fr;
+    cmr_frame_init(&hdr);
+    cmr_frame_init(&fr);
+    cli_read_header(rd, &hdr);
+    long tracks = 0, hdr_epochs = 0;
+    int standardized = 0;
+    uint64_t h = 1469598103934665603ull;
+    char chain[1024] = "";
+    for (int i = 0; i + 1 < hdr.n_stages; i++) { /* the last stage is this program */
+        const struct cmr_stage *st = &hdr.stages[i];
+        h = fnv1a(h, st->program);
+        if (strlen(chain) + strlen(st->program) + 4 < sizeof chain)
+            snprintf(chain + strlen(chain), sizeof chain - strlen(chain), "%s%s", i ? " | " : "", st->program);
+        for (int k = 0; k < st->n_params; k++) {
+            h = fnv1a(fnv1a(h, st->params[k].key), st->params[k].val);
+            if (!strcmp(st->program, "cmr-pair") && !strcmp(st->params[k].key, "tracks"))
+                tracks = strtol(st->params[k].val, NULL, 10);
+            if (!strcmp(st->program, "cmr-pair") && !strcmp(st->params[k].key, "epochs"))
+                hdr_epochs = strtol(st->params[k].val, NULL, 10);
+            if (!strcmp(st->program, "cmr-mel") && !strcmp(st->params[k].key, "standardize"))
+                standardized = 1;
+        }
+    }
+    if (standardized && stats_path)
+        cli_usage_error("the input is already standardised (cmr-mel --norm): --stats would standardise it "
+                        "twice; give the stats to cmr-train only");
+    char hs[24];
+    snprintf(hs, sizeof hs, "%016" PRIx64, h);
+    if (resume_path) {
+        const char *old = cmr_model_meta_get(m, "train.input_hash");
+        if (old && strcmp(old, hs))
+            cli_warn("--resume: the input's header differs from the checkpoint's (a different pipeline or "
+                     "options?); its first %" PRId64 " examples are skipped all the same", r.t->consumed);
+    }
+    if (cmr_model_meta_set(m, "train.input", chain[0] ? chain : "-") ||
+        cmr_model_meta_set(m, "train.input_hash", hs))
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    long total_epochs = epochs > 0 && (hdr_epochs <= 0 || epochs < hdr_epochs) ? epochs : hdr_epochs;
+    r.total = tracks > 0 && total_epochs > 0 ? (int64_t)tracks * total_epochs : 0;
+
+    /* the log */
+    if (log_path) {
+        if (resume_path)
+            r.log = log_reopen(log_path, m->train.step, &r.elapsed0);
+        if (!r.log) {
+            if (!(r.log = fopen(log_path, "w")))
+                cli_die(CLI_EXIT_DATA, "--log: cannot write %s: %s", log_path, strerror(errno));
+            fprintf(r.log, "step\tepoch\tloss\tacc\tlr\tseg_per_s\telapsed_s\n");
+            fflush(r.log);
+        }
+    }
+    r.tty = !cli_quiet && isatty(STDERR_FILENO);
+    cli_info("%s model, width %g, %zu parameters, batch %d, lr %g, temperature %g, standardisation (x - %g) / %g",
+             cmr_model_kind_name(m->cfg.kind), m->cfg.width, m->n_params, tc.batch, m->train.lr, tc.tau,
+             (double)m->cfg.mel_mean, (double)m->cfg.mel_std);
+
+    int64_t skip = r.t->consumed, seen = 0, upstream_errors = 0;
+    int stopped = 0;
+    if (skip)
+        cli_info("--resume: skipping the %" PRId64 " examples already trained on (step %" PRId64 ")", skip,
+                 m->train.step);
+    r.examples0 = r.t->consumed;
+    r.t0 = r.t_last = r.t_epoch = now();
+    while (!stopped && cli_next(rd, &fr)) {
+        if (fr.type == CMR_FRAME_END) {
+            if (fr.error)
+                upstream_errors++;
+            continue;
+        }
+        if (fr.type != CMR_FRAME_TENSOR)
+            continue; /* a later header (streams joined with cat) */
+        if (strcmp(fr.kind, want_kind) != 0)
+            cli_wrong_kind(&fr, m->cfg.kind == CMR_MODEL_CPC ? "\"sequence\" (--model cpc)" : "\"pair\"");
+        if (fr.ndim != 3 || fr.shape[0] != rows || fr.shape[1] != CMR_MODEL_T || fr.shape[2] != CMR_MODEL_F) {
+            char sh[96] = "";
+            for (int d = 0; d < fr.ndim; d++)
+                snprintf(sh + strlen(sh), sizeof sh - strlen(sh), "%s%lld", d ? ", " : "", (long long)fr.shape[d]);
+            cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame has shape [%s], expected [%d, %d, %d]%s", fr.track,
+                    fr.kind, sh, rows, CMR_MODEL_T, CMR_MODEL_F,
+                    fr.ndim == 2 ? " (audio: run cmr-mel first)"
+                    : fr.ndim == 3 && m->cfg.kind == CMR_MODEL_CPC && fr.shape[0] != rows
+                        ? " (cmr-pair --context and --predict must match cmr-train's)" : "");
+        }
+        seen++;
+        if (skip > 0) {
+            skip--;
+            continue;
+        }
+        size_t numel = (size_t)rows * SEG;
+        for (size_t i = 0; i < numel; i++)
+            if (!isfinite(fr.data[i]))
+                cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame holds %s (row %zu, frame %zu, bin %zu)", fr.track,
+                        fr.kind, isnan(fr.data[i]) ? "NaN" : "an infinity", i / SEG, i % SEG / CMR_MODEL_F,
+                        i % CMR_MODEL_F);
+        double ep = 0;
+        cmr_frame_info_get(&fr, "epoch", &ep);
+        int64_t label = (int64_t)ep;
+        if (cmr_trainer_epoch_changes(r.t, label)) {
+            step(&r);
+            end_epoch(&r);
+        }
+        if (epochs > 0 && m->train.epoch >= epochs) {
+            stopped = 1; /* the rest of the stream is not read */
+            break;
+        }
+        cmr_trainer_begin_epoch(r.t, label);
+        if (cmr_trainer_add(r.t, fr.data))
+            step(&r);
+    }
+    if (skip > 0)
+        cli_die(CLI_EXIT_DATA, "--resume: the input ended after %" PRId64 " examples, but %s was trained on %"
+                PRId64 ": not the stream it was trained on", seen, resume_path, r.t->consumed);
+    if (!stopped) {
+        step(&r);
+        end_epoch(&r);
+    }
+    if (seen == 0)
+        cli_die(CLI_EXIT_DATA, "no \"%s\" frames in the input: nothing to train on", want_kind);
+    if (upstream_errors)
+        cli_warn("%" PRId64 " track%s ended with an error upstream", upstream_errors,
+                 upstream_errors == 1 ? "" : "s");
+    save(&r);
+    progress_clear(&r);
+    if (!cli_quiet)
+        fprintf(stderr, "%s: wrote %s: %" PRId64 " steps, %" PRId64 " epochs, lr %g\n", cli_prog, r.out,
+                m->train.step, m->train.epoch, m->train.lr);
+    if (r.log && fclose(r.log))
+        cli_die(CLI_EXIT_DATA, "--log: write failed: %s", strerror(errno));
+    cmr_frame_free(&hdr);
+    cmr_frame_free(&fr);
+    cmr_reader_free(rd);
+    cmr_trainer_free(r.t);
+    cmr_model_free(m);
+    return CLI_EXIT_OK;
+}
