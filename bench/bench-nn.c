@@ -38,6 +38,7 @@ int main(int argc, char **argv)
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     int B = argc > 2 ? atoi(argv[2]) : 1;
     int reps = argc > 3 ? atoi(argv[3]) : 3;
+    int algo = argc > 4 ? atoi(argv[4]) : CMR_CONV2D_AUTO;   /* 0 auto, 1 im2col, 2 winograd */
     struct cmr_rng r;
     cmr_rng_seed(&r, 1);
     cmr_nn_set_threads(threads);
@@ -75,11 +76,11 @@ int main(int argc, char **argv)
         double flop = 2.0 * no * d.C * 25, tf = 1e30, tb = 1e30;
         for (int i = 0; i < reps; i++) {
             double t = now();
-            cmr_conv2d_forward(y, s, x, w, bias, &d);
+            cmr_conv2d_forward_algo(y, s, x, w, bias, &d, algo);
             t = now() - t;
             tf = t < tf ? t : tf;
             t = now();
-            cmr_conv2d_backward(blk ? dx : NULL, dw, db, s, y, x, w, &d);
+            cmr_conv2d_backward_algo(blk ? dx : NULL, dw, db, s, y, x, w, &d, algo);
             t = now() - t;
             tb = t < tb ? t : tb;
         }
@@ -115,9 +116,13 @@ int main(int argc, char **argv)
         tot_flop += flop;
         tot_bflop += blk ? 2 * flop : flop;
         double fb = blk ? 2 * flop : flop;
-        printf("conv block %d %3d->%3d %3dx%2d: fwd %7.2f ms %6.1f GFLOP/s (%3.0f%% of peak)"
+        static const char *an[3] = {"auto", "im2col", "winograd"};
+        int used = algo ? algo : cmr_conv2d_algo(&d);
+        if (used == CMR_CONV2D_WINOGRAD && (d.KH != 5 || d.PH != 2))
+            used = CMR_CONV2D_IM2COL;
+        printf("conv block %d (%s) %3d->%3d %3dx%2d: fwd %7.2f ms %6.1f GFLOP/s (%3.0f%% of peak)"
                "  bwd %7.2f ms %6.1f GFLOP/s (%3.0f%%)\n",
-               blk + 1, d.C, d.OC, d.H, d.W, tf * 1e3, flop / tf / 1e9, 100 * flop / tf / 1e9 / peak,
+               blk + 1, an[used], d.C, d.OC, d.H, d.W, tf * 1e3, flop / tf / 1e9, 100 * flop / tf / 1e9 / peak,
                tb * 1e3, fb / tb / 1e9, 100 * fb / tb / 1e9 / peak);
         printf("      bn+relu+pool: fwd %7.2f ms, bwd %7.2f ms\n", te * 1e3, tbe * 1e3);
         free(x); free(w); free(bias); free(y); free(s); free(dx); free(dw); free(db);

@@ -1,5 +1,7 @@
-/* conv2d, stride 1, zero padding, NCHW: im2col + one GEMM per column tile.
- * See nn.h for the contract and docs/nn.md for the measurements.
+/* conv2d, stride 1, zero padding, NCHW: im2col + one GEMM per column tile,
+ * or Winograd F(4x4,5x5) (winograd.c) for the 5x5 padding 2 layers where it
+ * pays (cmr_conv2d_algo). See nn.h for the contract and docs/nn.md for the
+ * measurements.
  *
  * Columns ("col", llm.c/darknet/ggml im2col): for output position p = oh*OW + ow
  * and kernel row k = (c*KH + kh)*KW + kw,
@@ -23,6 +25,7 @@
 #include "err.h"
 #include "nn/nn.h"
 #include "nn/vec.h"
+#include "nn/winograd.h"
 
 #define CONV_TILE 1024      /* columns per tile on large maps */
 #define CONV_GROUP_MIN 512  /* below this many positions per image, group images */
@@ -65,12 +68,34 @@ static struct conv_plan conv_plan(const struct cmr_conv2d_dims *d)
     return pl;
 }
 
+static int wino_fits(const struct cmr_conv2d_dims *d)
+{
+    return d->KH == 5 && d->KW == 5 && d->PH == 2 && d->PW == 2;
+}
+
+/* Winograd when it fits and pays: enough channels for the 64 GEMMs to be
+ * GEMMs, enough tiles to amortise the weight transform, and tiles mostly
+ * inside the map (a 5x3 map fills 15 of a 4x8 tile pair's 32 outputs) */
+int cmr_conv2d_algo(const struct cmr_conv2d_dims *d)
+{
+    if (!wino_fits(d) || d->C < 16 || d->OC < 16)
+        return CMR_CONV2D_IM2COL;
+    size_t tiles = cmr_wino_tiles(d->B, d->H, d->W);
+    if (tiles < 64 || (size_t)d->B * d->H * d->W * 2 < tiles * 16)
+        return CMR_CONV2D_IM2COL;
+    return CMR_CONV2D_WINOGRAD;
+}
+
 size_t cmr_conv2d_scratch_floats(const struct cmr_conv2d_dims *d)
 {
     struct conv_plan pl = conv_plan(d);
     size_t n = (size_t)pl.K * pl.tile;      /* columns (or their gradient) */
     if (pl.g > 1)
         n += (size_t)d->OC * pl.tile;       /* staging for (OC, g*P) */
+    if (wino_fits(d)) {
+        size_t w = cmr_wino_scratch_floats(d->C, d->OC, d->B, d->H, d->W);
+        n = w > n ? w : n;
+    }
     return n;
 }
 
@@ -150,8 +175,8 @@ static void col2im_add(float *dinp, const float *dcol, int ld, int p0, int np,
     }
 }
 
-void cmr_conv2d_forward(float *out, float *scratch, const float *inp, const float *weight,
-                        const float *bias, const struct cmr_conv2d_dims *d)
+static void im2col_forward(float *out, float *scratch, const float *inp, const float *weight,
+                           const float *bias, const struct cmr_conv2d_dims *d)
 {
     const struct conv_plan pl = conv_plan(d);
     const int OC = d->OC, P = pl.P, K = pl.K;
@@ -200,19 +225,14 @@ static void bias_grad(float *dbias, const float *dout, int B, int OC, int P)
     }
 }
 
-void cmr_conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
-                         const float *dout, const float *inp, const float *weight,
-                         const struct cmr_conv2d_dims *d)
+static void im2col_backward(float *dinp, float *dweight, float *scratch, const float *dout,
+                            const float *inp, const float *weight, const struct cmr_conv2d_dims *d)
 {
     const struct conv_plan pl = conv_plan(d);
     const int OC = d->OC, P = pl.P, K = pl.K;
     const size_t in_sz = (size_t)d->C * d->H * d->W, out_sz = (size_t)OC * P;
     float *col = scratch;
 
-    if (dbias)
-        bias_grad(dbias, dout, d->B, OC, P);
-    if (!dinp && !dweight)
-        return;
     if (pl.g == 1) {
         for (int b = 0; b < d->B; b++) {
             const float *x = inp + b * in_sz;
@@ -252,6 +272,57 @@ void cmr_conv2d_backward(float *dinp, float *dweight, float *dbias, float *scrat
                 col2im_add(dinp + (b0 + i) * in_sz, col + (size_t)i * P, n, 0, P, d);
         }
     }
+}
+
+int cmr_conv2d_forward_algo(float *out, float *scratch, const float *inp, const float *weight,
+                            const float *bias, const struct cmr_conv2d_dims *d, int algo)
+{
+    if (algo == CMR_CONV2D_AUTO)
+        algo = cmr_conv2d_algo(d);
+    if (algo == CMR_CONV2D_WINOGRAD) {
+        if (!wino_fits(d))
+            return CMR_EINVAL;
+        cmr_wino_forward(out, scratch, inp, weight, bias, d->B, d->C, d->OC, d->H, d->W);
+    } else if (algo == CMR_CONV2D_IM2COL) {
+        im2col_forward(out, scratch, inp, weight, bias, d);
+    } else {
+        return CMR_EINVAL;
+    }
+    return CMR_OK;
+}
+
+int cmr_conv2d_backward_algo(float *dinp, float *dweight, float *dbias, float *scratch,
+                             const float *dout, const float *inp, const float *weight,
+                             const struct cmr_conv2d_dims *d, int algo)
+{
+    if (algo == CMR_CONV2D_AUTO)
+        algo = cmr_conv2d_algo(d);
+    if ((algo == CMR_CONV2D_WINOGRAD && !wino_fits(d)) ||
+        (algo != CMR_CONV2D_WINOGRAD && algo != CMR_CONV2D_IM2COL))
+        return CMR_EINVAL;
+    if (dbias)
+        bias_grad(dbias, dout, d->B, d->OC, cmr_conv2d_oh(d) * cmr_conv2d_ow(d));
+    if (!dinp && !dweight)
+        return CMR_OK;
+    if (algo == CMR_CONV2D_WINOGRAD)
+        cmr_wino_backward(dinp, dweight, scratch, dout, inp, weight, d->B, d->C, d->OC, d->H, d->W);
+    else
+        im2col_backward(dinp, dweight, scratch, dout, inp, weight, d);
+    return CMR_OK;
+}
+
+void cmr_conv2d_forward(float *out, float *scratch, const float *inp, const float *weight,
+                        const float *bias, const struct cmr_conv2d_dims *d)
+{
+    cmr_conv2d_forward_algo(out, scratch, inp, weight, bias, d, CMR_CONV2D_AUTO);
+}
+
+void cmr_conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
+                         const float *dout, const float *inp, const float *weight,
+                         const struct cmr_conv2d_dims *d)
+{
+    cmr_conv2d_backward_algo(dinp, dweight, dbias, scratch, dout, inp, weight, d,
+                             CMR_CONV2D_AUTO);
 }
 
 /* ---- the reference: seven loops, double accumulation ---- */

@@ -36,11 +36,58 @@ static inline void take_if_greater(float v, int32_t i, float *m, int32_t *b)
     *b = (int32_t)(((uint32_t)i & c) | ((uint32_t)*b & ~c));
 }
 
+/* (2,2) windows, four at a time: each row's pair first (left wins ties), then
+ * the two rows (top wins ties); a NaN wins at each step. That is the scan
+ * order's result: the first maximum, or the last NaN. */
+static void maxpool22_plane(float *y, int32_t *am, const float *x, int W, int OH, int OW)
+{
+    for (int oh = 0; oh < OH; oh++) {
+        const float *r0 = x + (size_t)2 * oh * W, *r1 = r0 + W;
+        float *yo = y + (size_t)oh * OW;
+        int32_t *ao = am + (size_t)oh * OW;
+        const int32_t base = 2 * oh * W;
+        int ow = 0;
+        for (; ow + 4 <= OW; ow += 4) {
+            const int32_t c0 = base + 2 * ow;
+            const v4i ie = {c0, c0 + 2, c0 + 4, c0 + 6}, io = ie + 1, down = {W, W, W, W};
+            v4f a0 = v4f_load(r0 + 2 * ow), a1 = v4f_load(r0 + 2 * ow + 4);
+            v4f b0 = v4f_load(r1 + 2 * ow), b1 = v4f_load(r1 + 2 * ow + 4);
+            v4f le = V4F_SHUF(a0, a1, 0, 2, 4, 6), lo = V4F_SHUF(a0, a1, 1, 3, 5, 7);
+            v4f ue = V4F_SHUF(b0, b1, 0, 2, 4, 6), uo = V4F_SHUF(b0, b1, 1, 3, 5, 7);
+            v4i c = (lo > le) | (lo != lo);
+            v4f m0 = v4f_select(c, lo, le);
+            v4i i0 = (c & io) | (~c & ie);
+            c = (uo > ue) | (uo != uo);
+            v4f m1 = v4f_select(c, uo, ue);
+            v4i i1 = ((c & io) | (~c & ie)) + down;
+            c = (m1 > m0) | (m1 != m1);
+            v4f_store(yo + ow, v4f_select(c, m1, m0));
+            v4i idx = (c & i1) | (~c & i0);
+            memcpy(ao + ow, &idx, sizeof idx);
+        }
+        for (; ow < OW; ow++) {
+            const int32_t i = base + 2 * ow;
+            int32_t best = i;
+            float m = x[i];
+            take_if_greater(x[i + 1], i + 1, &m, &best);
+            take_if_greater(x[i + W], i + W, &m, &best);
+            take_if_greater(x[i + W + 1], i + W + 1, &m, &best);
+            yo[ow] = m;
+            ao[ow] = best;
+        }
+    }
+}
+
 void cmr_maxpool2d_forward(float *out, int32_t *argmax, const float *inp,
                            const struct cmr_pool2d_dims *d)
 {
     const int H = d->H, W = d->W, OH = cmr_pool2d_oh(d), OW = cmr_pool2d_ow(d);
     const size_t planes = (size_t)d->B * d->C;
+    if (d->KH == 2 && d->KW == 2) {
+        for (size_t pc = 0; pc < planes; pc++)
+            maxpool22_plane(out + pc * OH * OW, argmax + pc * OH * OW, inp + pc * H * W, W, OH, OW);
+        return;
+    }
     for (size_t pc = 0; pc < planes; pc++) {
         const float *x = inp + pc * H * W;
         float *y = out + pc * OH * OW;

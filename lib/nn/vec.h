@@ -28,6 +28,24 @@ static inline v4f v4f_select(v4i mask, v4f a, v4f b)
 {
     return (v4f)((mask & (v4i)a) | (~mask & (v4i)b));
 }
+/* lanes picked from a (0-3) and b (4-7) */
+#if defined(__clang__)
+#define V4F_SHUF(a, b, i0, i1, i2, i3) __builtin_shufflevector(a, b, i0, i1, i2, i3)
+#else
+#define V4F_SHUF(a, b, i0, i1, i2, i3) __builtin_shuffle(a, b, (v4i){i0, i1, i2, i3})
+#endif
+
+/* 4x4 transpose: r[i][j] <- r[j][i] */
+static inline void v4f_transpose(v4f *r0, v4f *r1, v4f *r2, v4f *r3)
+{
+    v4f t0 = V4F_SHUF(*r0, *r1, 0, 4, 1, 5), t1 = V4F_SHUF(*r0, *r1, 2, 6, 3, 7);
+    v4f t2 = V4F_SHUF(*r2, *r3, 0, 4, 1, 5), t3 = V4F_SHUF(*r2, *r3, 2, 6, 3, 7);
+    *r0 = V4F_SHUF(t0, t2, 0, 1, 4, 5);
+    *r1 = V4F_SHUF(t0, t2, 2, 3, 6, 7);
+    *r2 = V4F_SHUF(t1, t3, 0, 1, 4, 5);
+    *r3 = V4F_SHUF(t1, t3, 2, 3, 6, 7);
+}
+
 static inline double v4f_hsum(v4f v) { return ((double)v[0] + v[1]) + ((double)v[2] + v[3]); }
 
 /* sum of x[0..n), 16 float lanes, the total in double */

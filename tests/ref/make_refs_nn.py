@@ -80,7 +80,7 @@ def pool(out):
     g = torch.Generator().manual_seed(3)
     ts = []
     for tag, shape, k in (("a", (1, 2, 23, 12), (4, 4)), ("b", (2, 3, 5, 3), (5, 3)),
-                          ("c", (1, 2, 9, 7), (2, 2))):
+                          ("c", (1, 2, 9, 7), (2, 2)), ("d", (1, 2, 12, 17), (2, 2))):
         x = torch.randn(shape, generator=g)
         xr = x.clone().requires_grad_()
         r = F.relu(xr)

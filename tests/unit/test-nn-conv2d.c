@@ -30,8 +30,10 @@ static void test_check(void)
 
 /* fast and naive from the same random state: forward equal, backward adds
  * the same amounts to the same random starting gradients */
+static const char *algo_name[3] = {"auto", "im2col", "winograd"};
+
 static void test_against_naive(struct cmr_rng *r, struct cmr_conv2d_dims d, int with_bias,
-                               int with_dinp)
+                               int with_dinp, int algo)
 {
     char pre[96], label[160];
     size_t ni = in_n(&d), no = out_n(&d), nw = w_n(&d);
@@ -49,20 +51,27 @@ static void test_against_naive(struct cmr_rng *r, struct cmr_conv2d_dims d, int 
     for (size_t i = 0; i < no; i++)
         y1[i] = NAN;   /* forward must overwrite */
 
-    cmr_conv2d_forward(y1, s, x, w, with_bias ? b : NULL, &d);
+    int rc = cmr_conv2d_forward_algo(y1, s, x, w, with_bias ? b : NULL, &d, algo);
     cmr_conv2d_forward_naive(y2, x, w, with_bias ? b : NULL, &d);
-    snprintf(pre, sizeof pre, "conv B%d C%d %dx%d OC%d k%dx%d p%d,%d%s", d.B, d.C, d.H, d.W,
-             d.OC, d.KH, d.KW, d.PH, d.PW, with_bias ? "" : " (no bias)");
+    snprintf(pre, sizeof pre, "conv %s B%d C%d %dx%d OC%d k%dx%d p%d,%d%s", algo_name[algo], d.B,
+             d.C, d.H, d.W, d.OC, d.KH, d.KW, d.PH, d.PW, with_bias ? "" : " (no bias)");
+    /* Winograd's transforms round more: ~1e-6 of the output scale instead of 1e-7 */
+    double atol = algo == CMR_CONV2D_WINOGRAD ? 2e-5 * maxabs(y2, no) + 1e-6 : 1e-4;
     snprintf(label, sizeof label, "%s forward = naive", pre);
-    check_close(label, y1, y2, no, 1e-4, 1e-4);
+    ok(rc == CMR_OK, "%s forward returns CMR_OK", pre);
+    check_close(label, y1, y2, no, atol, 1e-4);
 
-    cmr_conv2d_backward(with_dinp ? dx1 : NULL, dw1, with_bias ? db1 : NULL, s, dy, x, w, &d);
+    rc = cmr_conv2d_backward_algo(with_dinp ? dx1 : NULL, dw1, with_bias ? db1 : NULL, s, dy, x, w,
+                                  &d, algo);
+    ok(rc == CMR_OK, "%s backward returns CMR_OK", pre);
     cmr_conv2d_backward_naive(with_dinp ? dx2 : NULL, dw2, with_bias ? db2 : NULL, dy, x, w, &d);
     snprintf(label, sizeof label, "%s backward dinp += naive%s", pre,
              with_dinp ? "" : " (NULL: untouched)");
-    check_close(label, dx1, dx2, ni, 1e-4, 1e-4);
+    double atol_dx = algo == CMR_CONV2D_WINOGRAD ? 2e-5 * maxabs(dx2, ni) + 1e-6 : 1e-4;
+    double atol_dw = algo == CMR_CONV2D_WINOGRAD ? 2e-5 * maxabs(dw2, nw) + 1e-6 : 2e-4;
+    check_close(label, dx1, dx2, ni, atol_dx, 1e-4);
     snprintf(label, sizeof label, "%s backward dweight += naive", pre);
-    check_close(label, dw1, dw2, nw, 2e-4, 1e-4);
+    check_close(label, dw1, dw2, nw, atol_dw, 1e-4);
     snprintf(label, sizeof label, "%s backward dbias += naive%s", pre,
              with_bias ? "" : " (NULL: untouched)");
     check_close(label, db1, db2, d.OC, 2e-4, 1e-4);
@@ -102,9 +111,10 @@ static double conv_loss(void *p)
     return L;
 }
 
-static void test_gradcheck(struct cmr_rng *r)
+static void test_gradcheck(struct cmr_rng *r, int algo)
 {
     struct conv_ctx c = {.d = {2, 3, 6, 5, 2, 5, 5, 2, 2}};
+    char label[64];
     size_t ni = in_n(&c.d), no = out_n(&c.d), nw = w_n(&c.d);
     c.x = fbuf(ni), c.w = fbuf(nw), c.b = fbuf(c.d.OC), c.y = fbuf(no), c.R = fbuf(no);
     c.s = fbuf(cmr_conv2d_scratch_floats(&c.d));
@@ -113,10 +123,13 @@ static void test_gradcheck(struct cmr_rng *r)
     fill_normal(r, c.b, c.d.OC, 1);
     fill_normal(r, c.R, no, 1);
     float *dx = fbuf(ni), *dw = fbuf(nw), *db = fbuf(c.d.OC);
-    cmr_conv2d_backward(dx, dw, db, c.s, c.R, c.x, c.w, &c.d);
-    gradcheck("conv2d dinp", conv_loss, &c, c.x, dx, ni, NULL);
-    gradcheck("conv2d dweight", conv_loss, &c, c.w, dw, nw, NULL);
-    gradcheck("conv2d dbias", conv_loss, &c, c.b, db, c.d.OC, NULL);
+    cmr_conv2d_backward_algo(dx, dw, db, c.s, c.R, c.x, c.w, &c.d, algo);
+    snprintf(label, sizeof label, "conv2d (%s) dinp", algo_name[algo]);
+    gradcheck(label, conv_loss, &c, c.x, dx, ni, NULL);
+    snprintf(label, sizeof label, "conv2d (%s) dweight", algo_name[algo]);
+    gradcheck(label, conv_loss, &c, c.w, dw, nw, NULL);
+    snprintf(label, sizeof label, "conv2d (%s) dbias", algo_name[algo]);
+    gradcheck(label, conv_loss, &c, c.b, db, c.d.OC, NULL);
     free(c.x); free(c.w); free(c.b); free(c.y); free(c.R); free(c.s); free(dx); free(dw); free(db);
 }
 
@@ -158,8 +171,34 @@ int main(void)
         {3, 5, 23, 12, 4, 5, 5, 2, 2},      /* block 4's map, small channels */
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        test_against_naive(&r, shapes[i], i % 3 != 1, i % 4 != 3);
-    test_gradcheck(&r);
+        test_against_naive(&r, shapes[i], i % 3 != 1, i % 4 != 3, CMR_CONV2D_IM2COL);
+    /* Winograd F(4x4,5x5): maps not a multiple of 4 and smaller than a tile,
+     * channels not a multiple of 4, batch 1, 300 tiles (two chunks, the second
+     * not a multiple of 4) */
+    static const struct cmr_conv2d_dims wshapes[] = {
+        {1, 1, 1, 1, 1, 5, 5, 2, 2},
+        {2, 3, 7, 6, 4, 5, 5, 2, 2},
+        {1, 5, 4, 4, 7, 5, 5, 2, 2},
+        {3, 2, 5, 3, 5, 5, 5, 2, 2},
+        {2, 17, 13, 10, 18, 5, 5, 2, 2},
+        {3, 5, 40, 37, 6, 5, 5, 2, 2},
+        {16, 16, 9, 12, 16, 5, 5, 2, 2},
+    };
+    for (size_t i = 0; i < sizeof wshapes / sizeof wshapes[0]; i++)
+        test_against_naive(&r, wshapes[i], i % 3 != 1, i % 4 != 3, CMR_CONV2D_WINOGRAD);
+    struct cmr_conv2d_dims k3 = {1, 2, 6, 6, 2, 3, 3, 1, 1};
+    float z[72] = {0}, zs[4096];
+    ok(cmr_conv2d_forward_algo(z, zs, z, z, NULL, &k3, CMR_CONV2D_WINOGRAD) == CMR_EINVAL &&
+       cmr_conv2d_backward_algo(z, z, NULL, zs, z, z, z, &k3, CMR_CONV2D_WINOGRAD) == CMR_EINVAL &&
+       cmr_conv2d_forward_algo(z, zs, z, z, NULL, &k3, 7) == CMR_EINVAL,
+       "Winograd on a 3x3 kernel and an unknown algorithm are refused");
+    struct cmr_conv2d_dims b2 = {16, 128, 94, 48, 256, 5, 5, 2, 2}, b5 = {16, 512, 5, 3, 512, 5, 5, 2, 2},
+                           b1 = {16, 1, 188, 96, 128, 5, 5, 2, 2}, b4 = {1, 256, 23, 12, 512, 5, 5, 2, 2};
+    ok(cmr_conv2d_algo(&b2) == CMR_CONV2D_WINOGRAD && cmr_conv2d_algo(&b5) == CMR_CONV2D_IM2COL &&
+       cmr_conv2d_algo(&b1) == CMR_CONV2D_IM2COL && cmr_conv2d_algo(&b4) == CMR_CONV2D_IM2COL,
+       "auto: Winograd for block 2 at batch 16; im2col for blocks 1 and 5, and block 4 at batch 1");
+    test_gradcheck(&r, CMR_CONV2D_IM2COL);
+    test_gradcheck(&r, CMR_CONV2D_WINOGRAD);
     test_torch();
     gc_summary();
     return tap_done();

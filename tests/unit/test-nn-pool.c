@@ -62,6 +62,53 @@ static void fill_distinct(struct cmr_rng *r, float *x, size_t n)
             x[i] = -x[i];
 }
 
+/* PyTorch's scan (MaxPoolKernel.cpp): window in row-major order, replace when
+ * val > max or val is NaN */
+static void maxpool_scan(float *y, int32_t *am, const float *x, int H, int W, int KH, int KW)
+{
+    for (int oh = 0; oh < H / KH; oh++)
+        for (int ow = 0; ow < W / KW; ow++) {
+            int32_t best = oh * KH * W + ow * KW;
+            float m = -INFINITY;
+            for (int i = 0; i < KH; i++)
+                for (int j = 0; j < KW; j++) {
+                    int32_t k = (oh * KH + i) * W + ow * KW + j;
+                    if (x[k] > m || isnan(x[k])) {
+                        m = x[k];
+                        best = k;
+                    }
+                }
+            y[oh * (W / KW) + ow] = m;
+            am[oh * (W / KW) + ow] = best;
+        }
+}
+
+/* ties and NaNs everywhere: values in {0, 1, 2, NaN}, (2,2) (the vector path
+ * and its tail) and (3,2) (the general path) against the scan */
+static void test_scan_order(struct cmr_rng *r)
+{
+    static const int shapes[][4] = {{6, 18, 2, 2}, {7, 9, 2, 2}, {2, 16, 2, 2}, {9, 8, 3, 2}};
+    for (int s = 0; s < 4; s++) {
+        int H = shapes[s][0], W = shapes[s][1], KH = shapes[s][2], KW = shapes[s][3];
+        struct cmr_pool2d_dims d = {1, 3, H, W, KH, KW};
+        int n = 3 * H * W, no = 3 * (H / KH) * (W / KW), same = 1;
+        float *x = fbuf(n), *y = fbuf(no), *y2 = fbuf(no);
+        int32_t *am = ibuf(no), *am2 = ibuf(no);
+        for (int i = 0; i < n; i++) {
+            double u = cmr_rng_uniform(r);
+            x[i] = u < 0.1 ? NAN : (float)cmr_rng_below(r, 3);
+        }
+        cmr_maxpool2d_forward(y, am, x, &d);
+        for (int c = 0; c < 3; c++)
+            maxpool_scan(y2 + c * no / 3, am2 + c * no / 3, x + c * H * W, H, W, KH, KW);
+        for (int i = 0; i < no; i++)
+            same &= am[i] == am2[i] && (y[i] == y2[i] || (isnan(y[i]) && isnan(y2[i])));
+        ok(same, "maxpool %dx%d by (%d,%d) with ties and NaNs = PyTorch's scan (first max, last NaN)",
+           H, W, KH, KW);
+        free(x); free(y); free(y2); free(am); free(am2);
+    }
+}
+
 struct pool_ctx {
     struct cmr_pool2d_dims d;
     int T, F;   /* max over time on the pooled output: (B,C,OH,OW) -> (B,C,OW) */
@@ -110,9 +157,10 @@ static void test_torch(void)
     struct ref_file rf;
     ref_load(&rf, "nn-pool.bin");
     static const struct { const char *tag; struct cmr_pool2d_dims d; } cases[] = {
-        {"a", {1, 2, 23, 12, 4, 4}}, {"b", {2, 3, 5, 3, 5, 3}}, {"c", {1, 2, 9, 7, 2, 2}}};
+        {"a", {1, 2, 23, 12, 4, 4}}, {"b", {2, 3, 5, 3, 5, 3}}, {"c", {1, 2, 9, 7, 2, 2}},
+        {"d", {1, 2, 12, 17, 2, 2}}};
     char name[32], label[128];
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         const struct cmr_pool2d_dims *d = &cases[k].d;
         const char *t = cases[k].tag;
         size_t n = (size_t)d->B * d->C * d->H * d->W,
@@ -162,6 +210,7 @@ int main(void)
     test_shapes();
     test_relu();
     test_ties();
+    test_scan_order(&r);
     test_gradcheck(&r);
     test_torch();
     gc_summary();
