@@ -26,9 +26,10 @@
  * frame was written). Stream tags (title, artist, organization, genre) go
  * into the frame's meta. EOS writes the track's end frame.
  *
- * Output caps: `application/x-cmr-frames`, a byte stream; the segment it
- * sends downstream is in bytes and never goes back, so filesink and fdsink
- * append after a seek upstream.
+ * Output caps: `application/x-cmr-frames`, a byte stream whose buffers keep
+ * the timestamps of the buffers they come from; upstream's time segment is
+ * passed on (never a byte segment, so filesink and fdsink append, also after
+ * a seek upstream or when several pipelines write to one file in turn).
  *
  * ## Example launch line
  * |[
@@ -149,6 +150,7 @@ gst_cmr_frames_finalize (GObject * object)
 
   g_free (self->track);
   g_free (self->cur_track);
+  g_free (self->event_track);
   if (self->cur_meta)
     gst_structure_free (self->cur_meta);
   if (self->tag_meta)
@@ -214,20 +216,26 @@ gst_cmr_frames_get_property (GObject * object, guint prop_id, GValue * value,
 
 /* ---- output ---- */
 
-static GstFlowReturn
-push_bytes (GstCmrFrames * self, void *data, size_t len, GstBuffer * from)
+static void
+ensure_caps (GstCmrFrames * self)
 {
-  GstBuffer *buf;
-
   if (!gst_pad_has_current_caps (self->srcpad)) {
     GstCaps *caps = gst_caps_new_empty_simple (GST_CMR_FRAMES_MEDIA);
     gst_pad_push_event (self->srcpad, gst_event_new_caps (caps));
     gst_caps_unref (caps);
   }
+}
+
+static GstFlowReturn
+push_bytes (GstCmrFrames * self, void *data, size_t len, GstBuffer * from)
+{
+  GstBuffer *buf;
+
+  ensure_caps (self);
   if (self->need_segment) {
+    /* bytes before upstream's segment (a header at a cmr-track event) */
     GstSegment seg;
-    gst_segment_init (&seg, GST_FORMAT_BYTES);
-    seg.start = seg.time = seg.position = self->bytes;
+    gst_segment_init (&seg, GST_FORMAT_TIME);
     gst_pad_push_event (self->srcpad, gst_event_new_segment (&seg));
     self->need_segment = FALSE;
   }
@@ -387,7 +395,7 @@ gst_cmr_frames_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   }
   /* the property names the track unless a cmr-track event did */
   g_mutex_lock (&self->lock);
-  track = g_strdup (self->cur_meta && self->cur_track ? self->cur_track : self->track);
+  track = g_strdup (self->event_track ? self->event_track : self->track);
   ts = self->timestamps;
   wc = self->wallclock;
   g_mutex_unlock (&self->lock);
@@ -576,10 +584,13 @@ gst_cmr_frames_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       return ok;
     }
     case GST_EVENT_SEGMENT:
+      /* upstream's time segment goes on: the output buffers keep their
+       * timestamps. Never a byte segment, which would make filesink or
+       * fdsink seek back over what they wrote. */
       gst_event_copy_segment (event, &self->segment);
-      gst_event_unref (event);
-      /* downstream gets a byte segment, before the first bytes */
-      return TRUE;
+      ensure_caps (self);
+      self->need_segment = FALSE;
+      return gst_pad_push_event (self->srcpad, event);
     case GST_EVENT_TAG:{
       GstTagList *tags;
       gst_event_parse_tag (event, &tags);
@@ -599,7 +610,7 @@ gst_cmr_frames_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       if (ok && !self->cur_track) {
         gchar *track;
         g_mutex_lock (&self->lock);
-        track = g_strdup (self->track);
+        track = g_strdup (self->event_track ? self->event_track : self->track);
         g_mutex_unlock (&self->lock);
         /* a stream without buffers still has its track, empty */
         ok = open_track (self, track) == GST_FLOW_OK;
@@ -622,11 +633,16 @@ gst_cmr_frames_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
         if (gst_structure_has_field_typed (s, "meta", GST_TYPE_STRUCTURE))
           meta = gst_value_get_structure (gst_structure_get_value (s, "meta"));
         if (track) {
-          ok = open_track (self, track) == GST_FLOW_OK;
+          /* the open track ends; the next one opens with the next buffer
+           * (the header waits for it too, so that the stages of elements
+           * in between get into it) */
+          if (self->cur_track && strcmp (self->cur_track, track) != 0)
+            ok = end_track (self) == GST_FLOW_OK;
+          g_free (self->event_track);
+          self->event_track = g_strdup (track);
           if (self->cur_meta)
             gst_structure_free (self->cur_meta);
-          self->cur_meta = meta ? gst_structure_copy (meta)
-              : gst_structure_new_empty ("meta");
+          self->cur_meta = meta ? gst_structure_copy (meta) : NULL;
         }
       }
       gst_event_unref (event);
@@ -643,6 +659,7 @@ reset_stream (GstCmrFrames * self)
   self->header_sent = FALSE;
   self->need_segment = TRUE;
   g_clear_pointer (&self->cur_track, g_free);
+  g_clear_pointer (&self->event_track, g_free);
   if (self->cur_meta)
     g_clear_pointer (&self->cur_meta, gst_structure_free);
   if (self->tag_meta)

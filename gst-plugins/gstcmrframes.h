@@ -36,6 +36,7 @@ struct _GstCmrFrames {
   gboolean header_sent;
   gboolean need_segment;
   gchar *cur_track;             /* the open track (NULL: none yet) */
+  gchar *event_track;           /* the track the last cmr-track event named */
   GstStructure *cur_meta;       /* its metadata from a cmr-track event */
   GstStructure *tag_meta;       /* metadata from stream tags (title, artist, ...) */
   gint64 index;                 /* tensor frames written in the open track */

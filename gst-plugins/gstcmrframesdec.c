@@ -231,6 +231,18 @@ handle_header (GstCmrFramesDec * self, const struct cmr_frame *fr)
     self->stages = g_list_append (self->stages,
         gst_cmr_stage_event_new_full (st->program ? st->program : "?", st->version, params));
   }
+  /* and this element */
+  {
+    gchar hop[16];
+    gchar *track;
+    g_mutex_lock (&self->lock);
+    g_snprintf (hop, sizeof hop, "%d", self->stream_hop ? self->stream_hop : self->hop);
+    track = g_strdup (self->track ? self->track : "");
+    g_mutex_unlock (&self->lock);
+    self->stages = g_list_append (self->stages,
+        gst_cmr_stage_event_new ("cmrframesdec", "track", track, "hop", hop, NULL));
+    g_free (track);
+  }
 }
 
 static void

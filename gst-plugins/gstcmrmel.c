@@ -6,8 +6,10 @@
  * Turns 16 kHz mono float audio into log-mel frames with the same code, and
  * so the same numbers, as the cmr-mel filter (lib/dsp/mel.h: periodic Hann
  * 512, hop 256, centred reflect-padded frames, 96 Slaney mel bands on the
- * magnitude spectrum, log10(1 + 10 x) by default). With a stats file
- * (cmr-stats) the frames are also standardised: (x - mean) / std.
+ * magnitude spectrum, log10(1 + 10 x) by default). The properties are
+ * cmr-mel's options, with the same defaults and ranges: n-mels, n-fft, hop,
+ * f-min, f-max, htk, and norm, a stats file (written by cmr-mel --stats)
+ * whose mean and std standardise every value: (x - mean) / std.
  *
  * Output caps: `application/x-cmr-mel, n-mels=(int)F, rate=(int)16000,
  * hop=(int)H`. Each buffer holds T x F float32 values (T frames, row-major),
@@ -19,7 +21,9 @@
  * starts again from frame 0; EOS emits the last frames.
  *
  * Changing a property while running ends the current run the same way and
- * rebuilds the front end (new caps if n-mels changed).
+ * rebuilds the front end (new caps if n-mels or hop changed). The output
+ * chunking differs from cmr-mel's (buffers follow the input's); the values
+ * do not.
  *
  * ## Example launch line
  * |[
@@ -46,16 +50,13 @@ GST_DEBUG_CATEGORY_STATIC (gst_cmr_mel_debug);
 enum
 {
   PROP_0,
+  PROP_N_MELS,
   PROP_N_FFT,
   PROP_HOP,
-  PROP_N_MELS,
   PROP_F_MIN,
   PROP_F_MAX,
-  PROP_POWER,
-  PROP_MEL_SCALE,
-  PROP_NORM,
-  PROP_LOG,
-  PROP_STATS
+  PROP_HTK,
+  PROP_NORM
 };
 
 #define SAMPLE_RATE 16000
@@ -73,54 +74,6 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
 
 G_DEFINE_TYPE (GstCmrMel, gst_cmr_mel, GST_TYPE_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (cmrmel, "cmrmel", GST_RANK_NONE, GST_TYPE_CMR_MEL);
-
-/* ---- enum types for the properties ---- */
-
-#define GST_TYPE_CMR_MEL_SCALE (gst_cmr_mel_scale_get_type ())
-static GType
-gst_cmr_mel_scale_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-    {CMR_MEL_SCALE_SLANEY, "Slaney (linear below 1 kHz, log above; librosa's default)", "slaney"},
-    {CMR_MEL_SCALE_HTK, "HTK: 2595 log10(1 + f / 700)", "htk"},
-    {0, NULL, NULL}
-  };
-  if (g_once_init_enter (&type))
-    g_once_init_leave (&type, g_enum_register_static ("GstCmrMelScale", values));
-  return type;
-}
-
-#define GST_TYPE_CMR_MEL_NORM (gst_cmr_mel_norm_get_type ())
-static GType
-gst_cmr_mel_norm_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-    {CMR_MEL_NORM_NONE, "No normalisation: triangles of height 1", "none"},
-    {CMR_MEL_NORM_SLANEY, "Slaney area normalisation: 2 / band width", "slaney"},
-    {0, NULL, NULL}
-  };
-  if (g_once_init_enter (&type))
-    g_once_init_leave (&type, g_enum_register_static ("GstCmrMelNorm", values));
-  return type;
-}
-
-#define GST_TYPE_CMR_MEL_LOG (gst_cmr_mel_log_get_type ())
-static GType
-gst_cmr_mel_log_get_type (void)
-{
-  static GType type = 0;
-  static const GEnumValue values[] = {
-    {CMR_MEL_LOG_NONE, "No compression", "none"},
-    {CMR_MEL_LOG_1P, "log10(1 + 10 x), the paper's front end", "log1p"},
-    {CMR_MEL_LOG_DB, "10 log10(max(x, 1e-10)) (dB)", "db"},
-    {0, NULL, NULL}
-  };
-  if (g_once_init_enter (&type))
-    g_once_init_leave (&type, g_enum_register_static ("GstCmrMelLog", values));
-  return type;
-}
 
 static void gst_cmr_mel_set_property (GObject * object, guint prop_id,
     const GValue * value, GParamSpec * pspec);
@@ -148,41 +101,35 @@ gst_cmr_mel_class_init (GstCmrMelClass * klass)
   gobject_class->get_property = gst_cmr_mel_get_property;
   gobject_class->finalize = gst_cmr_mel_finalize;
 
+  /* the options of cmr-mel, with its ranges and defaults */
+  g_object_class_install_property (gobject_class, PROP_N_MELS,
+      g_param_spec_int ("n-mels", "Mel bands", "Number of mel bands (cmr-mel --n-mels)",
+          8, 512, def.n_mels, flags));
   g_object_class_install_property (gobject_class, PROP_N_FFT,
       g_param_spec_int ("n-fft", "FFT size",
-          "FFT size = Hann window length, in samples (even)",
-          CMR_STFT_MIN_NFFT, CMR_STFT_MAX_NFFT, def.n_fft, flags));
+          "FFT size = periodic Hann window length, samples, even (cmr-mel --n-fft)",
+          64, 8192, def.n_fft, flags));
   g_object_class_install_property (gobject_class, PROP_HOP,
       g_param_spec_int ("hop", "Hop",
-          "Samples from one frame to the next (at most n-fft)",
-          1, CMR_STFT_MAX_NFFT, def.hop, flags));
-  g_object_class_install_property (gobject_class, PROP_N_MELS,
-      g_param_spec_int ("n-mels", "Mel bands", "Number of mel bands",
-          1, CMR_MEL_MAX_MELS, def.n_mels, flags));
+          "Samples from one frame to the next, at most n-fft; 0: n-fft / 2 (cmr-mel --hop)",
+          0, 8192, 0, flags));
   g_object_class_install_property (gobject_class, PROP_F_MIN,
       g_param_spec_double ("f-min", "Lowest frequency",
-          "Lower edge of the first band, Hz", 0, SAMPLE_RATE / 2, def.f_min, flags));
+          "Lower edge of the first band, Hz, below f-max (cmr-mel --f-min)",
+          0, SAMPLE_RATE / 2, def.f_min, flags));
   g_object_class_install_property (gobject_class, PROP_F_MAX,
       g_param_spec_double ("f-max", "Highest frequency",
-          "Upper edge of the last band, Hz (above f-min)", 0, SAMPLE_RATE / 2, def.f_max,
+          "Upper edge of the last band, Hz (cmr-mel --f-max)", 0, SAMPLE_RATE / 2, def.f_max,
           flags));
-  g_object_class_install_property (gobject_class, PROP_POWER,
-      g_param_spec_int ("power", "Power",
-          "1: magnitude spectrum (the paper), 2: power spectrum", 1, 2, def.power, flags));
-  g_object_class_install_property (gobject_class, PROP_MEL_SCALE,
-      g_param_spec_enum ("mel-scale", "Mel scale", "Mel scale of the band edges",
-          GST_TYPE_CMR_MEL_SCALE, def.scale, flags));
+  g_object_class_install_property (gobject_class, PROP_HTK,
+      g_param_spec_boolean ("htk", "HTK variant",
+          "The reference code's literal front end: HTK mel scale, no area norm, power "
+          "spectrum, no log (cmr-mel --htk)", FALSE, flags));
   g_object_class_install_property (gobject_class, PROP_NORM,
-      g_param_spec_enum ("norm", "Filter normalisation", "Normalisation of the mel filters",
-          GST_TYPE_CMR_MEL_NORM, def.norm, flags));
-  g_object_class_install_property (gobject_class, PROP_LOG,
-      g_param_spec_enum ("log", "Log compression", "Compression of the mel energies",
-          GST_TYPE_CMR_MEL_LOG, def.log, flags));
-  g_object_class_install_property (gobject_class, PROP_STATS,
-      g_param_spec_string ("stats", "Stats file",
-          "Feature statistics file (cmr-stats); when set, frames are standardised "
-          "as (x - mean) / std. Its front-end configuration must match this one's",
-          NULL, flags));
+      g_param_spec_string ("norm", "Stats file",
+          "Standardise every value as (x - mean) / std with the mean and std of this stats "
+          "file (cmr-mel --stats writes it); it must have been computed with the same "
+          "front end (cmr-mel --norm)", NULL, flags));
 
   gst_element_class_set_static_metadata (element_class,
       "cmr log-mel front end", "Filter/Analyzer/Audio",
@@ -192,9 +139,6 @@ gst_cmr_mel_class_init (GstCmrMelClass * klass)
   gst_element_class_add_static_pad_template (element_class, &src_template);
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_cmr_mel_change_state);
 
-  gst_type_mark_as_plugin_api (GST_TYPE_CMR_MEL_SCALE, 0);
-  gst_type_mark_as_plugin_api (GST_TYPE_CMR_MEL_NORM, 0);
-  gst_type_mark_as_plugin_api (GST_TYPE_CMR_MEL_LOG, 0);
 }
 
 static void
@@ -212,7 +156,13 @@ gst_cmr_mel_init (GstCmrMel * self)
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
 
   g_mutex_init (&self->lock);
-  self->cfg = cmr_mel_cfg_default ();
+  {
+    struct cmr_mel_cfg def = cmr_mel_cfg_default ();
+    self->n_mels = def.n_mels;
+    self->n_fft = def.n_fft;
+    self->f_min = def.f_min;
+    self->f_max = def.f_max;
+  }
   self->t0 = GST_CLOCK_TIME_NONE;
 }
 
@@ -223,7 +173,7 @@ gst_cmr_mel_finalize (GObject * object)
 
   cmr_mel_free (self->mel);
   g_free (self->out);
-  g_free (self->stats);
+  g_free (self->norm);
   if (self->pending_stage)
     gst_event_unref (self->pending_stage);
   g_mutex_clear (&self->lock);
@@ -238,38 +188,29 @@ gst_cmr_mel_set_property (GObject * object, guint prop_id, const GValue * value,
 
   g_mutex_lock (&self->lock);
   switch (prop_id) {
+    case PROP_N_MELS:
+      self->n_mels = g_value_get_int (value);
+      break;
     case PROP_N_FFT:
-      self->cfg.n_fft = g_value_get_int (value);
+      self->n_fft = g_value_get_int (value);
       break;
     case PROP_HOP:
-      self->cfg.hop = g_value_get_int (value);
-      break;
-    case PROP_N_MELS:
-      self->cfg.n_mels = g_value_get_int (value);
+      self->hop = g_value_get_int (value);
       break;
     case PROP_F_MIN:
-      self->cfg.f_min = g_value_get_double (value);
+      self->f_min = g_value_get_double (value);
       break;
     case PROP_F_MAX:
-      self->cfg.f_max = g_value_get_double (value);
+      self->f_max = g_value_get_double (value);
       break;
-    case PROP_POWER:
-      self->cfg.power = g_value_get_int (value);
-      break;
-    case PROP_MEL_SCALE:
-      self->cfg.scale = g_value_get_enum (value);
+    case PROP_HTK:
+      self->htk = g_value_get_boolean (value);
       break;
     case PROP_NORM:
-      self->cfg.norm = g_value_get_enum (value);
-      break;
-    case PROP_LOG:
-      self->cfg.log = g_value_get_enum (value);
-      break;
-    case PROP_STATS:
-      g_free (self->stats);
-      self->stats = g_value_dup_string (value);
-      if (self->stats && !*self->stats)
-        g_clear_pointer (&self->stats, g_free);
+      g_free (self->norm);
+      self->norm = g_value_dup_string (value);
+      if (self->norm && !*self->norm)
+        g_clear_pointer (&self->norm, g_free);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -288,35 +229,26 @@ gst_cmr_mel_get_property (GObject * object, guint prop_id, GValue * value,
 
   g_mutex_lock (&self->lock);
   switch (prop_id) {
+    case PROP_N_MELS:
+      g_value_set_int (value, self->n_mels);
+      break;
     case PROP_N_FFT:
-      g_value_set_int (value, self->cfg.n_fft);
+      g_value_set_int (value, self->n_fft);
       break;
     case PROP_HOP:
-      g_value_set_int (value, self->cfg.hop);
-      break;
-    case PROP_N_MELS:
-      g_value_set_int (value, self->cfg.n_mels);
+      g_value_set_int (value, self->hop);
       break;
     case PROP_F_MIN:
-      g_value_set_double (value, self->cfg.f_min);
+      g_value_set_double (value, self->f_min);
       break;
     case PROP_F_MAX:
-      g_value_set_double (value, self->cfg.f_max);
+      g_value_set_double (value, self->f_max);
       break;
-    case PROP_POWER:
-      g_value_set_int (value, self->cfg.power);
-      break;
-    case PROP_MEL_SCALE:
-      g_value_set_enum (value, self->cfg.scale);
+    case PROP_HTK:
+      g_value_set_boolean (value, self->htk);
       break;
     case PROP_NORM:
-      g_value_set_enum (value, self->cfg.norm);
-      break;
-    case PROP_LOG:
-      g_value_set_enum (value, self->cfg.log);
-      break;
-    case PROP_STATS:
-      g_value_set_string (value, self->stats);
+      g_value_set_string (value, self->norm);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -439,34 +371,50 @@ static gboolean
 configure (GstCmrMel * self, GstEvent ** caps_event, GstEvent ** stage_event)
 {
   struct cmr_error err = { 0 };
-  struct cmr_mel_cfg cfg = self->cfg;
+  struct cmr_mel_cfg cfg = self->htk ? cmr_mel_cfg_htk () : cmr_mel_cfg_default ();
   struct cmr_stats_file sf;
   gchar desc[CMR_STATS_TEXT_MAX];
   struct cmr_mel *mel;
   GstCaps *caps;
   GstEvent *stage;
 
+  /* as cmr-mel builds it from its options */
   cfg.sample_rate = SAMPLE_RATE;
+  cfg.n_mels = self->n_mels;
+  cfg.n_fft = self->n_fft;
+  cfg.hop = self->hop ? self->hop : self->n_fft / 2;
+  cfg.f_min = self->f_min;
+  cfg.f_max = self->f_max;
   if (!(mel = cmr_mel_new (&cfg, &err))) {
     GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("Bad front-end settings"),
         ("cmrmel: %s", err.msg));
     return FALSE;
   }
+  if (cmr_mel_empty_filters (mel))
+    GST_ELEMENT_WARNING (self, LIBRARY, SETTINGS, (NULL),
+        ("cmrmel: %d of %d mel bands have no FFT bin (too many bands for n-fft %d); they are 0",
+            cmr_mel_empty_filters (mel), cfg.n_mels, cfg.n_fft));
   cmr_mel_cfg_describe (&cfg, desc, sizeof desc);
   self->have_stats = FALSE;
-  if (self->stats) {
-    if (cmr_stats_read (self->stats, &sf, &err) != CMR_OK) {
+  if (self->norm) {
+    if (cmr_stats_read (self->norm, &sf, &err) != CMR_OK) {
       GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot use the stats file"),
-          ("cmrmel: %s", err.msg));
+          ("cmrmel: norm: %s", err.msg));
       cmr_mel_free (mel);
       return FALSE;
     }
-    if ((sf.kind[0] && strcmp (sf.kind, "mel") != 0)
-        || (sf.config[0] && strcmp (sf.config, desc) != 0)) {
+    if (sf.kind[0] && strcmp (sf.kind, "mel") != 0) {
+      GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("The stats file is not of mel frames"),
+          ("cmrmel: norm: %s holds statistics of \"%s\" frames, not \"mel\"", self->norm,
+              sf.kind));
+      cmr_mel_free (mel);
+      return FALSE;
+    }
+    if (sf.config[0] && strcmp (sf.config, desc) != 0) {
       GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
           ("The stats file was computed with another front end"),
-          ("cmrmel: %s has kind '%s', config '%s'; this element computes mel with '%s'",
-              self->stats, sf.kind, sf.config, desc));
+          ("cmrmel: norm: %s was computed for a different front end (%s); this one is (%s)",
+              self->norm, sf.config, desc));
       cmr_mel_free (mel);
       return FALSE;
     }
@@ -484,19 +432,30 @@ configure (GstCmrMel * self, GstEvent ** caps_event, GstEvent ** stage_event)
   caps = gst_caps_new_simple (GST_CMR_MEL_MEDIA,
       "n-mels", G_TYPE_INT, cfg.n_mels, "rate", G_TYPE_INT, SAMPLE_RATE,
       "hop", G_TYPE_INT, cfg.hop, NULL);
+  /* the parameters cmr-mel records in its header */
   {
-    gchar nfft[16], hop[16], nmels[16], fmin[32], fmax[32], power[8], mean[40], std[40];
+    GstStructure *p = gst_structure_new_empty ("cmr-stage");
+    gchar *std = g_strdup_printf ("mean=%.17g std=%.17g", self->mean, self->std);
+    gchar nfft[16], hop[16], nmels[16], fmin[32], fmax[32], power[16];
     g_snprintf (nfft, sizeof nfft, "%d", cfg.n_fft);
     g_snprintf (hop, sizeof hop, "%d", cfg.hop);
     g_snprintf (nmels, sizeof nmels, "%d", cfg.n_mels);
     g_snprintf (fmin, sizeof fmin, "%g", cfg.f_min);
     g_snprintf (fmax, sizeof fmax, "%g", cfg.f_max);
     g_snprintf (power, sizeof power, "%d", cfg.power);
-    g_snprintf (mean, sizeof mean, "%.17g", self->have_stats ? self->mean : 0.0);
-    g_snprintf (std, sizeof std, "%.17g", self->have_stats ? self->std : 1.0);
-    stage = gst_cmr_stage_event_new ("cmrmel", "config", desc, "n_fft", nfft, "hop", hop,
-        "n_mels", nmels, "f_min", fmin, "f_max", fmax, "power", power,
-        "stats", self->stats ? self->stats : "", "mean", mean, "std", std, NULL);
+    gst_structure_set (p, "sample_rate", G_TYPE_STRING, "16000",
+        "n_fft", G_TYPE_STRING, nfft, "hop", G_TYPE_STRING, hop,
+        "window", G_TYPE_STRING, "hann-periodic", "pad", G_TYPE_STRING, "reflect",
+        "n_mels", G_TYPE_STRING, nmels, "f_min", G_TYPE_STRING, fmin,
+        "f_max", G_TYPE_STRING, fmax, "power", G_TYPE_STRING, power,
+        "scale", G_TYPE_STRING, self->htk ? "htk" : "slaney",
+        "norm", G_TYPE_STRING, self->htk ? "none" : "slaney",
+        "log", G_TYPE_STRING, self->htk ? "none" : "log10(1+10x)", NULL);
+    if (self->have_stats)
+      gst_structure_set (p, "standardize", G_TYPE_STRING, std,
+          "stats_file", G_TYPE_STRING, self->norm, NULL);
+    g_free (std);
+    stage = gst_cmr_stage_event_new_full ("cmrmel", PACKAGE_VERSION, p);
   }
   GST_DEBUG_OBJECT (self, "front end: %s", desc);
   *caps_event = gst_event_new_caps (caps);
@@ -643,7 +602,7 @@ gst_cmr_mel_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
       gst_query_parse_latency (query, &live, &min, &max);
       /* a frame needs the half window after its centre */
       g_mutex_lock (&self->lock);
-      ours = gst_cmr_time_of (self->cfg.n_fft / 2, 1, SAMPLE_RATE);
+      ours = gst_cmr_time_of (self->n_fft / 2, 1, SAMPLE_RATE);
       g_mutex_unlock (&self->lock);
       min += ours;
       if (GST_CLOCK_TIME_IS_VALID (max))

@@ -17,8 +17,10 @@ struct _GstCmrMel {
 
   /* properties, under lock; a change sets reconfigure */
   GMutex lock;
-  struct cmr_mel_cfg cfg;
-  gchar *stats;
+  gint n_mels, n_fft, hop;      /* hop 0: n_fft / 2 */
+  gdouble f_min, f_max;
+  gboolean htk;
+  gchar *norm;                  /* stats file */
   gboolean reconfigure;
 
   /* streaming state (streaming thread only) */
