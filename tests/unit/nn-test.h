@@ -64,6 +64,20 @@ static inline float maxabs(const float *x, size_t n)
     return m;
 }
 
+/* ||got - want|| / ||want|| (2-norms) below tol */
+static inline int check_normwise(const char *label, const float *got, const float *want, size_t n,
+                                 double tol)
+{
+    double se = 0, sw = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - want[i];
+        se += d * d;
+        sw += (double)want[i] * want[i];
+    }
+    double rel = sw > 0 ? sqrt(se / sw) : sqrt(se);
+    return ok(rel <= tol, "%s: %zu values, |got - want| / |want| = %.2e (<= %.0e)", label, n, rel, tol);
+}
+
 /* ---- reference fixtures: "CMRT", version 1, named f32 tensors ---- */
 
 #define REF_MAX 96

@@ -79,6 +79,39 @@ static void test_against_naive(struct cmr_rng *r, struct cmr_conv2d_dims d, int 
     free(dx1); free(dw1); free(db1); free(dx2); free(dw2); free(db2);
 }
 
+/* a paper-width layer (block 3, 256 -> 256 on 47x24, batch 2): Winograd, as
+ * cmr_conv2d_forward picks it, against im2col; too big for the naive loops */
+static void test_paper_width(struct cmr_rng *r)
+{
+    struct cmr_conv2d_dims d = {2, 256, 47, 24, 256, 5, 5, 2, 2};
+    size_t ni = in_n(&d), no = out_n(&d), nw = w_n(&d);
+    float *x = fbuf(ni), *w = fbuf(nw), *b = fbuf(d.OC), *s = fbuf(cmr_conv2d_scratch_floats(&d));
+    float *y1 = fbuf(no), *y2 = fbuf(no), *dy = fbuf(no);
+    float *dx1 = fbuf(ni), *dx2 = fbuf(ni), *dw1 = fbuf(nw), *dw2 = fbuf(nw);
+    fill_normal(r, x, ni, 1);
+    fill_uniform(r, w, nw, -0.0125, 0.0125);   /* kaiming-uniform bound 1/sqrt(C*25) */
+    fill_normal(r, b, d.OC, 0.01);
+    fill_normal(r, dy, no, 1);
+    ok(cmr_conv2d_algo(&d) == CMR_CONV2D_WINOGRAD, "block 3 at batch 2 uses Winograd");
+    cmr_conv2d_forward(y1, s, x, w, b, &d);
+    cmr_conv2d_forward_algo(y2, s, x, w, b, &d, CMR_CONV2D_IM2COL);
+    /* F(4x4,5x5) over 256 channels: ~1e-5 of the largest value per element,
+     * ~2e-5 normwise */
+    check_close("block 3 (256->256, 47x24) Winograd forward = im2col (atol 5e-5 of the largest)",
+                y1, y2, no, 5e-5 * maxabs(y2, no), 0);
+    check_normwise("block 3 Winograd forward, normwise", y1, y2, no, 1e-4);
+    cmr_conv2d_backward(dx1, dw1, NULL, s, dy, x, w, &d);
+    cmr_conv2d_backward_algo(dx2, dw2, NULL, s, dy, x, w, &d, CMR_CONV2D_IM2COL);
+    check_close("block 3 Winograd backward dinp = im2col (atol 5e-5 of the largest)", dx1, dx2, ni,
+                5e-5 * maxabs(dx2, ni), 0);
+    check_normwise("block 3 Winograd backward dinp, normwise", dx1, dx2, ni, 1e-4);
+    check_close("block 3 Winograd backward dweight = im2col (atol 5e-5 of the largest)", dw1, dw2,
+                nw, 5e-5 * maxabs(dw2, nw), 0);
+    check_normwise("block 3 Winograd backward dweight, normwise", dw1, dw2, nw, 1e-4);
+    free(x); free(w); free(b); free(s); free(y1); free(y2); free(dy);
+    free(dx1); free(dx2); free(dw1); free(dw2);
+}
+
 struct conv_ctx {
     struct cmr_conv2d_dims d;
     float *x, *w, *b, *y, *R, *s;
@@ -197,6 +230,7 @@ int main(void)
     ok(cmr_conv2d_algo(&b2) == CMR_CONV2D_WINOGRAD && cmr_conv2d_algo(&b5) == CMR_CONV2D_IM2COL &&
        cmr_conv2d_algo(&b1) == CMR_CONV2D_IM2COL && cmr_conv2d_algo(&b4) == CMR_CONV2D_IM2COL,
        "auto: Winograd for block 2 at batch 16; im2col for blocks 1 and 5, and block 4 at batch 1");
+    test_paper_width(&r);
     test_gradcheck(&r, CMR_CONV2D_IM2COL);
     test_gradcheck(&r, CMR_CONV2D_WINOGRAD);
     test_torch();
