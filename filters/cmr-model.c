@@ -343,7 +343,8 @@ int main(int argc, char **argv)
     struct opts o = {.kind = -1, .width = 1.0};
     int c;
     cli_init("cmr-model");
-    while ((c = getopt_long(argc, argv, "k:w:s:qvh", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":k:w:s:qvh", longopts, NULL)) != -1) {
         switch (c) {
         case 'k': {
             enum cmr_model_kind k;
@@ -392,7 +393,11 @@ int main(int argc, char **argv)
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, 0);
-        default: usage(stderr, CLI_EXIT_USAGE);
+        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                cli_usage_error("unknown option '-%c'", optopt);
+            cli_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind >= argc)
