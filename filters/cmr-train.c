@@ -32,6 +32,7 @@ static noreturn void usage(FILE *f, int code)
 {
     fprintf(f,
         "Usage: cmr-train --out FILE [OPTION]... [FILE|-]\n"
+        "       cmr-train --eval MODEL [--batch N] [--temperature X] [FILE|-]\n"
         "Train an encoder self-supervised on \"pair\" frames [2, 188, 96] (anchor, positive)\n"
         "or \"sequence\" frames [context+K, 188, 96] of log-mel (cmr-pair | cmr-augment |\n"
         "cmr-mel). Reads FILE or stdin; writes a model file, nothing on stdout.\n"
@@ -70,6 +71,11 @@ static noreturn void usage(FILE *f, int code)
         "  -c, --checkpoint-every N also write FILE every N steps [100] (0: only at the end)\n"
         "  -l, --log FILE           TSV, one row per step: step epoch loss acc lr seg_per_s\n"
         "                           elapsed_s\n"
+        "Evaluation:\n"
+        "      --eval MODEL         no training: MODEL in inference mode (batch norm's\n"
+        "                           running statistics) on the input's examples, in\n"
+        "                           batches as training would make them; prints a TSV\n"
+        "                           line on stdout: examples batches loss acc chance\n"
         "  -q, --quiet              no progress, no warnings\n"
         "  -v, --verbose            more detail on stderr\n"
         "  -h, --help               this help\n"
@@ -126,6 +132,9 @@ struct run {
     int64_t segs_epoch;         /* segments trained in the epoch in progress (this process) */
     double t_epoch;             /* when this process's part of that epoch started */
     int64_t saved_step;         /* step of the last checkpoint written, -1 if none */
+    int eval;                   /* --eval: sums of the evaluated batches */
+    int64_t ev_examples, ev_batches, ev_correct, ev_total;
+    double ev_loss, ev_chance;
 };
 
 static void save(struct run *r)
@@ -148,6 +157,20 @@ static void step(struct run *r)
     struct cmr_error err = {0};
     struct cmr_train_step s;
     int64_t label = r->t->epoch;
+    if (r->eval) {
+        int rc = cmr_trainer_eval(r->t, &s, &err);
+        if (rc)
+            cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
+        if (s.total) {
+            r->ev_examples += s.n;
+            r->ev_batches++;
+            r->ev_loss += s.loss * s.n;
+            r->ev_correct += s.correct;
+            r->ev_total += s.total;
+            r->ev_chance += (double)s.total / s.n; /* 1/n per anchor and level */
+        }
+        return;
+    }
     int rc = cmr_trainer_step(r->t, &s, &err);
     if (rc) {
         progress_clear(r);
@@ -196,6 +219,12 @@ static void step(struct run *r)
 static void end_epoch(struct run *r)
 {
     struct cmr_train_epoch e;
+    if (r->eval) {
+        if (r->t->in_epoch)
+            r->m->train.epoch++;
+        r->t->in_epoch = 0;
+        return;
+    }
     if (!cmr_trainer_end_epoch(r->t, &e))
         return;
     double t = now(), secs = t - r->t_epoch;
@@ -268,7 +297,7 @@ static FILE *log_reopen(const char *path, int64_t step, double *elapsed)
 
 int main(int argc, char **argv)
 {
-    enum { O_CONTEXT = 256, O_PREDICT, O_STATS, O_INIT, O_RESUME, O_LR, O_PATIENCE, O_FACTOR, O_MAXLOSS };
+    enum { O_CONTEXT = 256, O_PREDICT, O_STATS, O_INIT, O_RESUME, O_LR, O_PATIENCE, O_FACTOR, O_MAXLOSS, O_EVAL };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
         {"width", required_argument, NULL, 'w'},
@@ -278,6 +307,7 @@ int main(int argc, char **argv)
         {"stats", required_argument, NULL, O_STATS},
         {"init", required_argument, NULL, O_INIT},
         {"resume", required_argument, NULL, O_RESUME},
+        {"eval", required_argument, NULL, O_EVAL},
         {"batch", required_argument, NULL, 'b'},
         {"lr", required_argument, NULL, O_LR},
         {"temperature", required_argument, NULL, 't'},
@@ -295,7 +325,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     struct cmr_train_cfg tc;
     struct cmr_error err = {0};
-    const char *kind_s = NULL, *stats_path = NULL, *init_path = NULL, *resume_path = NULL, *log_path = NULL,
+    const char *kind_s = NULL, *stats_path = NULL, *init_path = NULL, *resume_path = NULL, *log_path = NULL, *eval_path = NULL,
                *input = NULL;
     double width = 0;
     long context = 4, predict = 2, epochs = 0, threads = 1;
@@ -318,6 +348,7 @@ int main(int argc, char **argv)
         case O_STATS: stats_path = optarg; break;
         case O_INIT: init_path = optarg; break;
         case O_RESUME: resume_path = optarg; break;
+        case O_EVAL: eval_path = optarg; break;
         case 'b': tc.batch = (int)cli_long("--batch", optarg, 2, 4096); break;
         case O_LR: tc.lr = cli_double("--lr", optarg, 1e-12, 10); break;
         case 't': tc.tau = cli_double("--temperature", optarg, 1e-6, 1e6); break;
@@ -339,7 +370,9 @@ int main(int argc, char **argv)
             cli_usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (!r.out)
+    if (eval_path && (r.out || init_path || resume_path || log_path || stats_path))
+        cli_usage_error("--eval takes no --out, --init, --resume, --log or --stats (it only reads MODEL)");
+    if (!r.out && !eval_path)
         cli_usage_error("--out FILE is required");
     if (argc - optind > 1)
         cli_usage_error("at most one input file");
@@ -368,12 +401,13 @@ int main(int argc, char **argv)
 
     /* the model: new, from --init, or from --resume */
     struct cmr_model *m = NULL;
-    const char *from = init_path ? init_path : resume_path;
+    const char *from = init_path ? init_path : resume_path ? resume_path : eval_path;
+    r.eval = eval_path != NULL;
     if (from) {
         if (!(m = cmr_model_load(from, &err)))
             cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
         const struct cmr_model_cfg *mc = &m->cfg;
-        const char *opt = init_path ? "--init" : "--resume";
+        const char *opt = init_path ? "--init" : resume_path ? "--resume" : "--eval";
         if (kind_s && mc->kind != kind)
             cli_usage_error("--model %s, but %s %s is a %s model", kind_s, opt, from, cmr_model_kind_name(mc->kind));
         if (width > 0 && fabs(mc->width - width) > 1e-9)
@@ -433,8 +467,10 @@ int main(int argc, char **argv)
     }
     if (cmr_nn_set_threads((int)threads) == CMR_EUNSUPPORTED && threads > 1)
         cli_warn("--threads %ld: the BLAS is not OpenBLAS, its own thread setting applies", threads);
-    if (cmr_model_reserve(m, rows * tc.batch, 1, &err))
+    if (cmr_model_reserve(m, rows * tc.batch, !r.eval, &err))
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
+    if (r.eval)
+        m->train.epoch = 0; /* --epochs counts the input's epochs here; nothing is saved */
     if (epochs > 0 && m->train.epoch >= epochs)
         cli_warn("the checkpoint has already done %" PRId64 " epochs (--epochs %ld)", m->train.epoch, epochs);
 
@@ -491,7 +527,7 @@ int main(int argc, char **argv)
             fflush(r.log);
         }
     }
-    r.tty = !cli_quiet && isatty(STDERR_FILENO);
+    r.tty = !cli_quiet && !r.eval && isatty(STDERR_FILENO);
     cli_info("%s model, width %g, %zu parameters, batch %d, lr %g, temperature %g, standardisation (x - %g) / %g",
              cmr_model_kind_name(m->cfg.kind), m->cfg.width, m->n_params, tc.batch, m->train.lr, tc.tau,
              (double)m->cfg.mel_mean, (double)m->cfg.mel_std);
@@ -561,6 +597,19 @@ int main(int argc, char **argv)
     if (upstream_errors)
         cli_warn("%" PRId64 " track%s ended with an error upstream", upstream_errors,
                  upstream_errors == 1 ? "" : "s");
+    if (r.eval) {
+        if (!r.ev_batches)
+            cli_die(CLI_EXIT_DATA, "--eval: no batch of >= 2 examples in the input");
+        printf("examples\tbatches\tloss\tacc\tchance\n%" PRId64 "\t%" PRId64 "\t%.6g\t%.6g\t%.6g\n", r.ev_examples,
+               r.ev_batches, r.ev_loss / r.ev_examples, (double)r.ev_correct / r.ev_total, r.ev_chance / r.ev_total);
+        cli_finish_stdout();
+        cmr_frame_free(&hdr);
+        cmr_frame_free(&fr);
+        cmr_reader_free(rd);
+        cmr_trainer_free(r.t);
+        cmr_model_free(m);
+        return CLI_EXIT_OK;
+    }
     save(&r);
     progress_clear(&r);
     if (!cli_quiet)

@@ -87,6 +87,7 @@ void cmr_trainer_free(struct cmr_trainer *t)
         return;
     free(t->buf);
     free(t->x);
+    free(t->ebuf);
     free(t);
 }
 
@@ -168,6 +169,70 @@ int cmr_trainer_step(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr
     t->ep_total += s->total;
     t->ep_steps++;
     t->n = 0;
+    return CMR_OK;
+}
+
+int cmr_trainer_eval(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr_error *err)
+{
+    struct cmr_model *m = t->m;
+    const struct cmr_model_cfg *c = &m->cfg;
+    int n = t->n, rc, E = c->emb;
+    memset(s, 0, sizeof *s);
+    s->n = n;
+    s->lr = m->train.lr;
+    t->n = 0;
+    if (n < CMR_TRAIN_MIN_BATCH)
+        return CMR_OK;
+    int B = t->cfg.batch, S = t->rows, D = c->kind == CMR_MODEL_MULTI ? CMR_MODEL_BLOCKS * E : E;
+    int ctx = c->context, H = c->hidden;
+    /* emb (B*S, D), a and p (B, E), probs (B, B); cpc: zc (B, ctx, E), cs (B, ctx, H), ct (B, H) */
+    size_t ne = (size_t)B * S * D + 2 * (size_t)B * E + (size_t)B * B;
+    if (c->kind == CMR_MODEL_CPC)
+        ne += (size_t)B * ctx * E + (size_t)B * ctx * H + (size_t)B * H;
+    if (!t->ebuf && !(t->ebuf = malloc(ne * sizeof(float))))
+        return cmr_error_set(err, CMR_ENOMEM, "train: out of memory");
+    float *emb = t->ebuf, *fa = emb + (size_t)B * S * D, *fp = fa + (size_t)B * E, *probs = fp + (size_t)B * E;
+    double loss = 0;
+    int correct = 0;
+    if (c->kind != CMR_MODEL_CPC) {
+        for (int i = 0; i < n; i++) {
+            memcpy(t->x + (size_t)i * SEG, t->buf + (size_t)(2 * i) * SEG, SEG * sizeof(float));
+            memcpy(t->x + (size_t)(n + i) * SEG, t->buf + (size_t)(2 * i + 1) * SEG, SEG * sizeof(float));
+        }
+        if ((rc = cmr_model_forward(m, t->x, 2 * n, 0, emb, err)))
+            return rc;
+        int nl = c->kind == CMR_MODEL_MULTI ? CMR_MODEL_BLOCKS : 1;
+        for (int l = 0; l < nl; l++) {
+            for (int i = 0; i < n; i++) {
+                memcpy(fa + (size_t)i * E, emb + (size_t)i * D + (size_t)l * E, (size_t)E * sizeof(float));
+                memcpy(fp + (size_t)i * E, emb + (size_t)(n + i) * D + (size_t)l * E, (size_t)E * sizeof(float));
+            }
+            loss += cmr_infonce_forward(probs, fa, fp, n, E, (float)t->cfg.tau) / nl;
+            correct += cmr_infonce_correct(probs, n);
+        }
+    } else {
+        float *zc = probs + (size_t)B * B, *cs = zc + (size_t)B * ctx * E, *ct = cs + (size_t)B * ctx * H;
+        if ((rc = cmr_model_forward(m, t->buf, n * S, 0, emb, err)))
+            return rc;
+        for (int b = 0; b < n; b++)
+            memcpy(zc + (size_t)b * ctx * E, emb + (size_t)b * S * E, (size_t)ctx * E * sizeof(float));
+        if ((rc = cmr_model_gru_forward(m, zc, NULL, n, ctx, 0, cs, err)))
+            return rc;
+        for (int b = 0; b < n; b++)
+            memcpy(ct + (size_t)b * H, cs + ((size_t)b * ctx + ctx - 1) * H, (size_t)H * sizeof(float));
+        for (int k = 0; k < c->k; k++) {
+            cmr_linear_forward(fa, ct, m->p.pred_w[k], m->p.pred_b[k], n, H, E);
+            for (int b = 0; b < n; b++)
+                memcpy(fp + (size_t)b * E, emb + ((size_t)b * S + ctx + k) * E, (size_t)E * sizeof(float));
+            loss += cmr_infonce_forward(probs, fa, fp, n, E, (float)t->cfg.tau);
+            correct += cmr_infonce_correct(probs, n);
+        }
+    }
+    s->loss = loss;
+    s->correct = correct;
+    s->total = n * t->levels;
+    if (!isfinite(loss))
+        return cmr_error_set(err, CMR_ENUMERIC, "train: the evaluation loss is not finite");
     return CMR_OK;
 }
 

@@ -93,6 +93,7 @@ struct cmr_trainer {
     int levels;          /* InfoNCE terms per example: 1, 5 (multi) or K (cpc) */
     float *buf;          /* (batch, rows, T, F): the examples, as they came */
     float *x;            /* (batch * rows, T, F): the model's input order */
+    float *ebuf;         /* cmr_trainer_eval's buffers, allocated on first use */
     int n;               /* examples buffered */
 
     /* position in the stream and the epoch in progress (saved in checkpoints) */
@@ -126,6 +127,14 @@ int cmr_trainer_add(struct cmr_trainer *t, const float *example);
  * statistics have seen the batch), and the trainer must not be used for
  * more steps. CMR_ENAN for non-finite input values. */
 int cmr_trainer_step(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr_error *err);
+
+/* Evaluates the buffered examples without training: the model in inference
+ * mode (batch norm with its running statistics, which stay untouched), the
+ * same loss and contrastive accuracy as a step, no gradient, no update; then
+ * empties the buffer. Fewer than CMR_TRAIN_MIN_BATCH examples are skipped
+ * (s->n set, s->total 0). Nothing in the trainer's epoch or stream counters
+ * changes. */
+int cmr_trainer_eval(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr_error *err);
 
 /* Ends the epoch in progress (call after the last step of an epoch): the
  * epoch loss, the plateau schedule on it (skipped when nothing was trained),

@@ -273,3 +273,21 @@ epoch_means() {
     run -0 --separate-stderr cmr train "${TINY[@]}" --out "$TMP/m.cmr" --log "$TMP/log.tsv" "$TMP/mel.cmr"
     [ "$(wc -l < "$TMP/log.tsv")" -eq 3 ]
 }
+
+@test "train: --eval prints loss and accuracy in inference mode and changes nothing" {
+    mkpairs --tracks 8 --epochs 2 > "$TMP/p.cmr"
+    cmr train "${TINY[@]}" --out "$TMP/m.cmr" "$TMP/p.cmr"
+    cp "$TMP/m.cmr" "$TMP/keep.cmr"
+    run -0 --separate-stderr cmr train --eval "$TMP/m.cmr" --batch 4 "$TMP/p.cmr"
+    [ "${lines[0]}" = "$(printf 'examples\tbatches\tloss\tacc\tchance')" ]
+    [[ "${lines[1]}" == "$(printf '16\t4\t')"* ]]
+    [ "$(echo "${lines[1]}" | cut -f5)" = 0.25 ]
+    cmp "$TMP/m.cmr" "$TMP/keep.cmr"
+    run -0 --separate-stderr cmr train --eval "$TMP/m.cmr" --batch 4 --epochs 1 "$TMP/p.cmr"
+    [[ "${lines[1]}" == "$(printf '8\t2\t')"* ]]
+    run -2 --separate-stderr cmr train --eval "$TMP/m.cmr" --out "$TMP/x.cmr" "$TMP/p.cmr"
+    [[ "$stderr" == *"--eval takes no --out"* ]]
+    mkpairs --tracks 1 > "$TMP/one.cmr"
+    run -1 --separate-stderr cmr train --eval "$TMP/m.cmr" "$TMP/one.cmr"
+    [[ "$stderr" == *"no batch of >= 2 examples"* ]]
+}
