@@ -214,8 +214,8 @@ static int cmd_info(const char *path)
            m->n_tensors, m->n_tensors - n_stat - n_count, n_stat, n_count);
     printf("training    step %" PRId64 ", epoch %" PRId64 ", lr %g, best loss %g, bad epochs %d\n",
            t->step, t->epoch, t->lr, t->best_loss, t->bad_epochs);
-    printf("adam        t %" PRId64 ", betas %g/%g, eps %g, state %s\n", t->adam_t, (double)t->beta1,
-           (double)t->beta2, (double)t->eps, m->adam_m ? "saved" : "none");
+    printf("adam        t %" PRId64 ", betas %g/%g, eps %g, weight decay %g, state %s\n", t->adam_t, t->beta1,
+           t->beta2, t->eps, t->weight_decay, m->adam_m ? "saved" : "none");
     for (int i = 0; i < m->n_meta; i++)
         printf("meta        %s = %s\n", m->meta[i].key, m->meta[i].val);
     size_t maxn = 1;

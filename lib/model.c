@@ -314,9 +314,9 @@ struct cmr_model *cmr_model_new(const struct cmr_model_cfg *cfg, struct cmr_erro
     }
     m->train.lr = 1e-3;
     m->train.best_loss = INFINITY;
-    m->train.beta1 = 0.9f;
-    m->train.beta2 = 0.999f;
-    m->train.eps = 1e-8f;
+    m->train.beta1 = 0.9;
+    m->train.beta2 = 0.999;
+    m->train.eps = 1e-8;
     m->train.weight_decay = 0;
     m->threads = 1;
     return m;
@@ -469,7 +469,7 @@ int cmr_model_update(struct cmr_model *m, struct cmr_error *err)
             return cmr_error_set(err, CMR_ENOMEM, "model: out of memory for Adam's state");
         }
     }
-    struct cmr_adam_cfg a = {(float)m->train.lr, m->train.beta1, m->train.beta2, m->train.eps,
+    struct cmr_adam_cfg a = {m->train.lr, m->train.beta1, m->train.beta2, m->train.eps,
                              m->train.weight_decay};
     m->train.adam_t++;
     cmr_adam_update(m->params, m->grads, m->adam_m, m->adam_v, m->n_params, &a, (long)m->train.adam_t);

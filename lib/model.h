@@ -130,7 +130,7 @@ struct cmr_train_state {
     double best_loss;    /* best epoch loss so far (plateau schedule); INFINITY if none */
     int bad_epochs;      /* epochs since best_loss improved */
     int64_t adam_t;      /* Adam's step count t (bias correction) */
-    float beta1, beta2, eps, weight_decay; /* Adam hyper-parameters */
+    double beta1, beta2, eps, weight_decay; /* Adam hyper-parameters (double, as PyTorch's) */
 };
 
 struct cmr_kvpair {
@@ -138,6 +138,23 @@ struct cmr_kvpair {
 };
 
 struct cmr_model_acts;   /* activation buffers and caches, private */
+
+/* Optional batch-norm override for the training passes, for synchronised
+ * batch norm across data-parallel processes (lib/dist.h): when a model's
+ * bn_hook is set, a training forward calls hook->forward and the backward
+ * calls hook->backward for block `block`, in place of
+ * cmr_batchnorm2d_forward_train and cmr_batchnorm2d_backward, with the same
+ * arguments (lib/nn/nn.h); inference never calls it. NULL (the default):
+ * statistics of the local batch. */
+struct cmr_bn_hook {
+    void *ctx;
+    void (*forward)(void *ctx, int block, float *out, float *mean, float *rstd, float *running_mean,
+                    float *running_var, const float *inp, const float *gamma, const float *beta, int B,
+                    int C, int HW, float momentum, float eps);
+    void (*backward)(void *ctx, int block, float *dinp, float *dgamma, float *dbeta, const float *dout,
+                     const float *inp, const float *gamma, const float *mean, const float *rstd, int B,
+                     int C, int HW);
+};
 
 struct cmr_model {
     struct cmr_model_cfg cfg;
@@ -162,6 +179,7 @@ struct cmr_model {
     int n_meta;
 
     int threads;         /* inference threads (cmr_model_set_threads) */
+    const struct cmr_bn_hook *bn_hook; /* NULL, or the batch-norm override above (not owned, not saved) */
     struct cmr_model_acts *acts;
 };
 

@@ -105,10 +105,10 @@ int cmr_model_save(const struct cmr_model *m, const char *path, int with_adam,
     put_f64(&w, t->best_loss);
     put_i32(&w, t->bad_epochs);
     put_i64(&w, t->adam_t);
-    put_f32(&w, t->beta1);
-    put_f32(&w, t->beta2);
-    put_f32(&w, t->eps);
-    put_f32(&w, t->weight_decay);
+    put_f64(&w, t->beta1);
+    put_f64(&w, t->beta2);
+    put_f64(&w, t->eps);
+    put_f64(&w, t->weight_decay);
     put_u32(&w, flags);
     put_u32(&w, (uint32_t)m->n_meta);
     for (int i = 0; i < m->n_meta; i++) {
@@ -237,8 +237,8 @@ struct cmr_model *cmr_model_load_mem(const void *buf, size_t len, const char *na
          get(&r, &c.context, 4) || get(&r, &c.n_time, 4) || get(&r, &c.n_freq, 4) ||
          get(&r, &c.mel_mean, 4) || get(&r, &c.mel_std, 4) || get(&r, &t.step, 8) ||
          get(&r, &t.epoch, 8) || get(&r, &t.lr, 8) || get(&r, &t.best_loss, 8) ||
-         get(&r, &i32, 4) || get(&r, &t.adam_t, 8) || get(&r, &t.beta1, 4) ||
-         get(&r, &t.beta2, 4) || get(&r, &t.eps, 4) || get(&r, &t.weight_decay, 4) ||
+         get(&r, &i32, 4) || get(&r, &t.adam_t, 8) || get(&r, &t.beta1, 8) ||
+         get(&r, &t.beta2, 8) || get(&r, &t.eps, 8) || get(&r, &t.weight_decay, 8) ||
          get(&r, &flags, 4) || get(&r, &n_meta, 4);
     if (rc)
         return NULL; /* err says truncated */
