@@ -363,9 +363,14 @@ static void trunk_forward(struct cmr_model *m, struct worker *w, const float *in
         struct cmr_pool2d_dims pd = {n, C, d.H, d.W, pools[l][0], pools[l][1]};
         if (train) {
             cmr_conv2d_forward(w->conv[l], w->scratch, h, p->conv_w, p->conv_b, &d);
-            cmr_batchnorm2d_forward_train(w->act[l], a->bn_mean[l], a->bn_rstd[l], m->s.mean[l],
-                                          m->s.var[l], w->conv[l], p->bn_w, p->bn_b, n, C, HW,
-                                          CMR_BN_MOMENTUM, CMR_BN_EPS);
+            if (m->bn_hook)
+                m->bn_hook->forward(m->bn_hook->ctx, l, w->act[l], a->bn_mean[l], a->bn_rstd[l], m->s.mean[l],
+                                    m->s.var[l], w->conv[l], p->bn_w, p->bn_b, n, C, HW, CMR_BN_MOMENTUM,
+                                    CMR_BN_EPS);
+            else
+                cmr_batchnorm2d_forward_train(w->act[l], a->bn_mean[l], a->bn_rstd[l], m->s.mean[l],
+                                              m->s.var[l], w->conv[l], p->bn_w, p->bn_b, n, C, HW,
+                                              CMR_BN_MOMENTUM, CMR_BN_EPS);
             cmr_relu_forward(w->act[l], w->act[l], (size_t)n * C * HW);
             cmr_maxpool2d_forward(w->pool[l], w->arg[l], w->act[l], &pd);
             m->bn_count[l]++;
@@ -508,8 +513,12 @@ int cmr_model_backward(struct cmr_model *m, const float *dout, struct cmr_error 
         memset(a->g2, 0, full * sizeof(float));
         cmr_relu_backward(a->g2, a->g1, w->act[l], full);
         memset(a->g1, 0, full * sizeof(float));
-        cmr_batchnorm2d_backward(a->g1, m->g.blk[l].bn_w, m->g.blk[l].bn_b, a->g2, w->conv[l],
-                                 m->p.blk[l].bn_w, a->bn_mean[l], a->bn_rstd[l], n, C, HW);
+        if (m->bn_hook)
+            m->bn_hook->backward(m->bn_hook->ctx, l, a->g1, m->g.blk[l].bn_w, m->g.blk[l].bn_b, a->g2,
+                                 w->conv[l], m->p.blk[l].bn_w, a->bn_mean[l], a->bn_rstd[l], n, C, HW);
+        else
+            cmr_batchnorm2d_backward(a->g1, m->g.blk[l].bn_w, m->g.blk[l].bn_b, a->g2, w->conv[l],
+                                     m->p.blk[l].bn_w, a->bn_mean[l], a->bn_rstd[l], n, C, HW);
         if (l > 0) {
             memset(dprev, 0, (size_t)n * d.C * HW * sizeof(float));
             cmr_conv2d_backward(dprev, m->g.blk[l].conv_w, m->g.blk[l].conv_b, w->scratch, a->g1,
