@@ -172,12 +172,12 @@ static struct wgeom wgeom_of(int B, int C, int OC, int H, int W)
 
 size_t cmr_wino_tiles(int B, int H, int W) { return (size_t)B * ((H + 3) / 4) * ((W + 3) / 4); }
 
-/* U, dU: 64*OC4*C4 each; P, Q: 64*Tg*max(C4,OC4) each; Xr, Dr: the repacked group */
+/* U (or dU): 64*OC4*C4; P, Q: 64*Tg*max(C4,OC4) each; Xr, Dr: the repacked group */
 size_t cmr_wino_scratch_floats(int C, int OC, int B, int H, int W)
 {
     struct wgeom w = wgeom_of(B, C, OC, H, W);
     size_t cm = (size_t)(w.C4 > w.OC4 ? w.C4 : w.OC4);
-    return (size_t)2 * 64 * w.OC4 * w.C4 + (size_t)2 * 64 * w.Tg * cm +
+    return (size_t)64 * w.OC4 * w.C4 + (size_t)2 * 64 * w.Tg * cm +
            (size_t)w.g * (w.C4 + w.OC4) * w.Hp * w.Wp;
 }
 
@@ -365,7 +365,7 @@ static void weight_grad_transform(float *dweight, const float *dU, const struct 
 }
 
 struct wbufs {
-    float *U, *dU, *P, *Q, *Xr, *Dr;
+    float *U, *P, *Q, *Xr, *Dr;
 };
 
 static struct wbufs wbufs_of(float *scratch, const struct wgeom *w)
@@ -374,8 +374,7 @@ static struct wbufs wbufs_of(float *scratch, const struct wgeom *w)
     size_t cm = (size_t)(w->C4 > w->OC4 ? w->C4 : w->OC4), nu = (size_t)64 * w->OC4 * w->C4,
            np = (size_t)64 * w->Tg * cm;
     b.U = scratch;
-    b.dU = b.U + nu;
-    b.P = b.dU + nu;
+    b.P = b.U + nu;
     b.Q = b.P + np;
     b.Xr = b.Q + np;
     b.Dr = b.Xr + (size_t)w->g * w->C4 * w->Hp * w->Wp;
@@ -408,12 +407,12 @@ void cmr_wino_backward(float *dinp, float *dweight, float *scratch, const float 
     const struct wgeom w = wgeom_of(B, C, OC, H, W);
     const struct wbufs s = wbufs_of(scratch, &w);
     const size_t in_sz = (size_t)C * H * W, out_sz = (size_t)OC * H * W;
-    if (dinp)
-        weight_transform(s.U, weight, OC, C, 1, &w);   /* U'[xi][c][o] (C4, OC4) */
-    for (int b0 = 0; b0 < B; b0 += w.g) {
-        const int g = B - b0 < w.g ? B - b0 : w.g, nt = g * w.TI;
-        repack(s.Dr, dout + b0 * out_sz, g, OC, w.OC4, &w);
-        if (dweight) {
+    /* two passes over the batch, so that dU and the transformed weights can
+     * share one buffer; dout is repacked in each (a cheap copy) */
+    if (dweight) {
+        for (int b0 = 0; b0 < B; b0 += w.g) {
+            const int g = B - b0 < w.g ? B - b0 : w.g, nt = g * w.TI;
+            repack(s.Dr, dout + b0 * out_sz, g, OC, w.OC4, &w);
             repack(s.Xr, inp + b0 * in_sz, g, C, w.C4, &w);
             input_transform(s.P, s.Xr, w.C4, &w, nt);
             grad_transform(s.Q, s.Dr, w.OC4, &w, nt);
@@ -421,10 +420,17 @@ void cmr_wino_backward(float *dinp, float *dweight, float *scratch, const float 
             for (int x = 0; x < 64; x++)
                 cmr_sgemm(1, 0, w.OC4, w.C4, nt, 1.0f, s.Q + (size_t)x * w.Tg * w.OC4, w.OC4,
                           s.P + (size_t)x * w.Tg * w.C4, w.C4, b0 ? 1.0f : 0.0f,
-                          s.dU + (size_t)x * w.OC4 * w.C4, w.C4);
+                          s.U + (size_t)x * w.OC4 * w.C4, w.C4);
         }
-        if (dinp) {
-            /* the forward convolution of dout (OC channels) into C channels */
+        weight_grad_transform(dweight, s.U, &w);
+    }
+    if (dinp) {
+        /* the forward convolution of dout (OC channels) into C channels, with
+         * U'[xi][c][o] (C4, OC4) from the rotated, transposed weights */
+        weight_transform(s.U, weight, OC, C, 1, &w);
+        for (int b0 = 0; b0 < B; b0 += w.g) {
+            const int g = B - b0 < w.g ? B - b0 : w.g, nt = g * w.TI;
+            repack(s.Dr, dout + b0 * out_sz, g, OC, w.OC4, &w);
             input_transform(s.P, s.Dr, w.OC4, &w, nt);
             for (int x = 0; x < 64; x++)
                 cmr_sgemm(0, 1, nt, w.C4, w.OC4, 1.0f, s.P + (size_t)x * w.Tg * w.OC4, w.OC4,
@@ -433,6 +439,4 @@ void cmr_wino_backward(float *dinp, float *dweight, float *scratch, const float 
             output_transform(dinp + b0 * in_sz, 1, s.Q, C, w.C4, NULL, &w, nt);
         }
     }
-    if (dweight)
-        weight_grad_transform(dweight, s.dU, &w);
 }

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#define CMR_WINO_CHUNK 256  /* tiles (4x4 outputs) per GEMM batch */
+#define CMR_WINO_CHUNK 192  /* tiles (4x4 outputs) per GEMM batch, at least */
 
 /* 4x4 output tiles of a batch: B * ceil(H/4) * ceil(W/4) */
 size_t cmr_wino_tiles(int B, int H, int W);
