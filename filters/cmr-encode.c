@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "frame.h"
@@ -67,7 +68,17 @@ struct state {
     int have_h;
     float *h;
     long long segments;
+    /* throughput, for -v: from the end of the first batch (a warm-up) to the end */
+    double t_warm;
+    long long seg_warm;
 };
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static void flush(struct state *s)
 {
@@ -120,6 +131,10 @@ static void flush(struct state *s)
         cli_put(s->w, &it->fr);
     }
     s->segments += s->nseg;
+    if (!s->seg_warm && s->nseg) {
+        s->seg_warm = s->segments;
+        s->t_warm = now();
+    }
     s->nq = 0;
     s->nseg = 0;
 }
@@ -262,7 +277,12 @@ int main(int argc, char **argv)
         /* a later header (streams joined with cat) is dropped: the first one describes the stream */
     }
     flush(&s);
-    cli_info("%lld segments", s.segments);
+    if (s.segments > s.seg_warm)
+        cli_info("%lld segments; %.3f segments/s after the first batch (%lld segments in %.3f s)", s.segments,
+                 (double)(s.segments - s.seg_warm) / (now() - s.t_warm), s.segments - s.seg_warm,
+                 now() - s.t_warm);
+    else
+        cli_info("%lld segments", s.segments);
     for (int i = 0; i < s.cap; i++)
         cmr_frame_free(&s.q[i].fr);
     cmr_frame_free(&hdr);
