@@ -156,3 +156,35 @@ max_diff() {
     [[ "${lines[2]}" == "tensor kind=embedding track=\"$TMP/a.wav\" index=1 offset=188 "* ]]
     [[ "${lines[3]}" == "end track=\"$TMP/a.wav\" frames=2" ]]
 }
+
+@test "cmr-encode: PyTorch on an exported model computes the same embeddings (skipped without torch)" {
+    models="$CMR_SRCDIR/../shared/reference"
+    [ -f "$models/models.py" ] || skip "shared/reference/models.py not found"
+    /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip "python3-torch not installed"
+    for kind in encoder multi cpc; do
+        cmr model init --kind $kind --width 0.0625 --seed 5 --mel-mean 0.5 --mel-std 0.8 "$TMP/$kind.cmr"
+        cmr model export "$TMP/$kind.cmr" "$TMP/$kind.safetensors"
+        "$MKSEG" --tracks 1 --segments 3 > "$TMP/seg.cmrf"
+        cmr encode --model "$TMP/$kind.cmr" < "$TMP/seg.cmrf" > "$TMP/out.cmrf"
+        values "$TMP/out.cmrf" > "$TMP/cmr.txt"
+        cmr dump -n 100000 "$TMP/seg.cmrf" | sed -n 's/^tensor .* data=\[\([^]]*\)\].*/\1/p' > "$TMP/in.txt"
+        run -0 /usr/bin/python3 - "$models" "$kind" "$TMP" <<'PY'
+import sys, numpy as np, torch
+sys.path.insert(0, sys.argv[1]); import models
+kind, tmp = sys.argv[2], sys.argv[3]
+state, meta = models.load_safetensors(tmp + "/%s.safetensors" % kind)
+w = float(meta["cmr.width"])
+net = {"encoder": models.Encoder, "multi": models.MultiEncoder, "cpc": models.MelCPC}[kind](w)
+net.load_state_dict(state); net.eval()
+x = torch.tensor(np.loadtxt(tmp + "/in.txt", delimiter=",", dtype=np.float32)).view(-1, 1, 188, 96)
+x = (x - float(meta["cmr.mel_mean"])) / float(meta["cmr.mel_std"])
+with torch.no_grad():
+    y = net(x.unsqueeze(0))[0] if kind == "cpc" else net(x)
+c = torch.tensor(np.loadtxt(tmp + "/cmr.txt", delimiter=",", dtype=np.float32))
+err = (c - y).abs().max().item() / y.abs().max().item()
+print("%s: normwise max relative error %.2e" % (kind, err))
+sys.exit(0 if err <= 1e-4 else 1)
+PY
+        echo "$output"
+    done
+}

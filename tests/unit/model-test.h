@@ -88,7 +88,10 @@ static inline double mt_maxabs(const float *x, size_t n)
 /* max |got - want| / max |want| <= tol, element by element within tol * max|want| + tol * |want| */
 static inline int mt_close(const char *label, const float *got, const float *want, size_t n, double tol)
 {
-    double scale = mt_maxabs(want, n);
+    double scale = mt_maxabs(want, n), md = 0;
+    for (size_t i = 0; i < n; i++)
+        md = fmax(md, fabs((double)got[i] - want[i]));
+    diag("%s: normwise max relative error %.2e (max |diff| / max |PyTorch|)", label, md / (scale > 0 ? scale : 1));
     return check_close(label, got, want, n, tol * (scale > 0 ? scale : 1), tol);
 }
 
