@@ -469,6 +469,8 @@ int main(int argc, char **argv)
         cli_warn("--threads %ld: the BLAS is not OpenBLAS, its own thread setting applies", threads);
     if (cmr_model_reserve(m, rows * tc.batch, !r.eval, &err))
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
+    cli_info("memory: parameters %.1f MB (x4 with gradients and Adam), activations for %d segments %.1f MB",
+             m->n_params * 4 / 1e6, rows * tc.batch, cmr_model_act_bytes(m) / 1e6);
     if (r.eval)
         m->train.epoch = 0; /* --epochs counts the input's epochs here; nothing is saved */
     if (epochs > 0 && m->train.epoch >= epochs)

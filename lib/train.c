@@ -140,7 +140,15 @@ int cmr_trainer_step(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr
         return cmr_error_set(err, rc, "train: out of memory for the gradients");
     double loss = 0;
     int correct = 0;
-    rc = cmr_model_loss(m, x, n, (float)t->cfg.tau, 1, &loss, &correct, err);
+    if (t->loss_hook)
+        rc = t->loss_hook(t->hook_ctx, x, n, (float)t->cfg.tau, &loss, &correct, err);
+    else
+        rc = cmr_model_loss(m, x, n, (float)t->cfg.tau, 1, &loss, &correct, err);
+    if (t->grads_hook && (rc == CMR_OK || rc == CMR_ENUMERIC)) {
+        int rc2 = t->grads_hook(t->hook_ctx, err);
+        if (rc2)
+            return rc2;
+    }
     if (rc == CMR_ENUMERIC)
         return cmr_error_set(err, CMR_ENUMERIC, "train: step %" PRId64 ": the loss is not finite (diverged)",
                              m->train.step + 1);

@@ -94,6 +94,16 @@ struct cmr_trainer {
     float *buf;          /* (batch, rows, T, F): the examples, as they came */
     float *x;            /* (batch * rows, T, F): the model's input order */
     float *ebuf;         /* cmr_trainer_eval's buffers, allocated on first use */
+
+    /* Optional hooks for data-parallel training (lib/dist.h), NULL otherwise.
+     * loss_hook replaces cmr_model_loss(m, x, n, tau, 1, ...) in a step (the
+     * forward, loss and backward of the global batch); grads_hook runs right
+     * after it, before any check or update, on every rank alike (the gradient
+     * all-reduce). Both return CMR_OK or a CMR_E* code with err filled. */
+    int (*loss_hook)(void *ctx, const float *x, int n, float tau, double *loss, int *correct,
+                     struct cmr_error *err);
+    int (*grads_hook)(void *ctx, struct cmr_error *err);
+    void *hook_ctx;
     int n;               /* examples buffered */
 
     /* position in the stream and the epoch in progress (saved in checkpoints) */
