@@ -291,3 +291,18 @@ epoch_means() {
     run -1 --separate-stderr cmr train --eval "$TMP/m.cmr" "$TMP/one.cmr"
     [[ "$stderr" == *"no batch of >= 2 examples"* ]]
 }
+
+@test "train: the first steps' losses match PyTorch's from the same weights (tests/ref/train-torch-steps.tsv)" {
+    local ref="$CMR_SRCDIR/tests/ref/train-torch-steps.tsv"
+    for spec in "siamese pair 2" "multi pair 2" "cpc sequence 3"; do
+        set -- $spec
+        mkpairs --tracks 8 --seed 1 --kind "$2" --rows "$3" > "$TMP/s.cmr"
+        cmr train -q --model "$1" --width 0.0625 --batch 4 --seed 1 --context 2 --predict 1 \
+            --out "$TMP/m.cmr" --log "$TMP/log.tsv" "$TMP/s.cmr"
+        # relative difference below 5e-4 (float32 sums in another order; measured <= 7e-5)
+        awk -F'\t' -v m="$1" 'NR == FNR {if ($1 == m) want[$2] = $3; next}
+            FNR > 1 {d = $3 - want[$1]; if (d < 0) d = -d; printf "%s step %d: cmr %s torch %s\n", m, $1, $3, want[$1];
+                     if (!($1 in want) || d > 5e-4 * want[$1]) bad = 1; n++}
+            END {exit bad || n != 2}' "$ref" "$TMP/log.tsv"
+    done
+}
