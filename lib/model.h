@@ -31,9 +31,11 @@
  *
  * Not thread-safe per model: one model serves one caller at a time (it owns
  * its activation buffers). With cmr_model_set_threads(m, n > 1) a forward
- * pass in inference mode splits the batch over n threads of its own, each
- * calling single-threaded BLAS (lib/nn/ threads stay at 1 then: threading has
- * one owner). Nothing here prints or exits. */
+ * pass in inference mode runs on n threads of its own (chunks of the batch
+ * handed to whichever is free), each calling single-threaded BLAS (lib/nn/
+ * threads stay at 1 then: threading has one owner); training passes use one
+ * thread and OpenBLAS's threads (cmr_nn_set_threads). Nothing here prints or
+ * exits. */
 #ifndef CMR_MODEL_H
 #define CMR_MODEL_H
 

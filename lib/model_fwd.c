@@ -28,6 +28,8 @@
 static const int pools[CMR_MODEL_BLOCKS][2] = {{2, 2}, {2, 2}, {2, 2}, {4, 4}, {5, 3}};
 
 /* the buffers of one worker (one slice of a batch) */
+struct job;
+
 struct worker {
     int cap;                          /* segments */
     int train;                        /* training caches allocated */
@@ -41,11 +43,7 @@ struct worker {
     float *lvl[CMR_MODEL_BLOCKS];     /* multi: (cap, emb) head outputs */
     float *scratch;                   /* conv scratch */
 
-    /* the job of a threaded forward */
-    struct cmr_model *m;
-    const float *in;
-    float *out;
-    int n;
+    struct job *job;                  /* the threaded forward it works on */
 };
 
 struct cmr_model_acts {
@@ -443,10 +441,32 @@ static void trunk_forward(struct cmr_model *m, struct worker *w, const float *in
         cmr_linear_forward(out, w->pool[4], m->p.fc_w, m->p.fc_b, n, c->widths[4], c->emb);
 }
 
+/* a threaded inference pass: chunks of `chunk` segments handed out in order
+ * to whichever worker is free (so a thread slowed down by another process
+ * on its core takes fewer chunks) */
+struct job {
+    struct cmr_model *m;
+    const float *x;
+    float *out;
+    int n, chunk, D;
+    int next;           /* the next chunk to take, under lock */
+    pthread_mutex_t lock;
+};
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    trunk_forward(w->m, w, w->in, w->n, 0, w->out);
+    struct job *j = w->job;
+    for (;;) {
+        pthread_mutex_lock(&j->lock);
+        int c = j->next++;
+        pthread_mutex_unlock(&j->lock);
+        int i0 = c * j->chunk;
+        if (i0 >= j->n)
+            break;
+        int cnt = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;
+        trunk_forward(j->m, w, j->x + (size_t)i0 * SEG, cnt, 0, j->out + (size_t)i0 * j->D);
+    }
     return NULL;
 }
 
@@ -480,28 +500,23 @@ int cmr_model_forward(struct cmr_model *m, const float *x, int n, int train, flo
         trunk_forward(m, &a->w[0], x, n, 0, out);
         return CMR_OK;
     }
+    /* chunks: about two per thread, at least 4 segments (narrow GEMMs are slow),
+     * never more than a worker holds */
+    int cap = (n + nw - 1) / nw, chunk = (n + 2 * nw - 1) / (2 * nw);
+    if (chunk < 4)
+        chunk = cap < 4 ? cap : 4;
+    struct job j = {m, x, out, n, chunk, D, 0, PTHREAD_MUTEX_INITIALIZER};
     pthread_t th[MAX_WORKERS];
     int started[MAX_WORKERS] = {0};
-    int per = (n + nw - 1) / nw, i0 = 0;
-    for (int i = 0; i < nw; i++) {
-        struct worker *w = &a->w[i];
-        int cnt = n - i0 < per ? n - i0 : per;
-        w->m = m;
-        w->in = x + (size_t)i0 * SEG;
-        w->out = out + (size_t)i0 * D;
-        w->n = cnt;
-        i0 += cnt;
-        if (cnt > 0 && i > 0)
-            started[i] = !pthread_create(&th[i], NULL, worker_main, w);
-    }
-    if (a->w[0].n > 0)
-        worker_main(&a->w[0]);
-    for (int i = 1; i < nw; i++) {
+    for (int i = 0; i < nw; i++)
+        a->w[i].job = &j;
+    for (int i = 1; i < nw; i++)
+        started[i] = !pthread_create(&th[i], NULL, worker_main, &a->w[i]);
+    worker_main(&a->w[0]); /* takes over the chunks of threads that did not start */
+    for (int i = 1; i < nw; i++)
         if (started[i])
             pthread_join(th[i], NULL);
-        else if (a->w[i].n > 0)
-            worker_main(&a->w[i]); /* could not start a thread: do it here */
-    }
+    pthread_mutex_destroy(&j.lock);
     return CMR_OK;
 }
 
