@@ -31,6 +31,15 @@
 
 G_BEGIN_DECLS
 
+/* GStreamer 1.18 (configure's minimum) lacks the element registration macros of 1.20 */
+#if !GST_CHECK_VERSION(1, 20, 0)
+#define GST_ELEMENT_REGISTER_DEFINE(e, e_n, r, t) \
+  gboolean gst_element_register_##e (GstPlugin * plugin) \
+  { return gst_element_register (plugin, e_n, r, t); }
+#define GST_ELEMENT_REGISTER_DECLARE(e) gboolean gst_element_register_##e (GstPlugin * plugin);
+#define GST_ELEMENT_REGISTER(e, p) gst_element_register_##e (p)
+#endif
+
 #define GST_CMR_MEL_MEDIA "application/x-cmr-mel"
 #define GST_CMR_EMBEDDING_MEDIA "application/x-cmr-embedding"
 #define GST_CMR_FRAMES_MEDIA "application/x-cmr-frames"

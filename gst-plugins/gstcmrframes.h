@@ -4,6 +4,8 @@
 
 #include <gst/gst.h>
 
+#include "gstcmr.h"
+
 #include "frame.h"
 
 G_BEGIN_DECLS

@@ -528,6 +528,9 @@ gst_cmr_frames_dec_sink_event (GstPad * pad, GstObject * parent, GstEvent * even
             : "the stream ends inside a track (no end frame)";
         GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Truncated cmr frame stream"),
             ("cmrframesdec: after %" G_GINT64_FORMAT " frames: %s", self->frames, what));
+        /* no EOS after the error: a sink still prerolling would wait on it */
+        gst_event_unref (event);
+        return FALSE;
       }
       return gst_pad_event_default (pad, parent, event);
     default:

@@ -7,6 +7,7 @@
 #include <msgpack.h>
 
 #include "frame.h"
+#include "gstcmr.h"
 
 G_BEGIN_DECLS
 

@@ -4,6 +4,8 @@
 
 #include <gst/gst.h>
 
+#include "gstcmr.h"
+
 #include "dsp/mel.h"
 
 G_BEGIN_DECLS
