@@ -21,10 +21,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "dsp/stats.h"
 #include "frame.h"
 #include "model.h"
 #include "train.h"
+#include "train-mpi.h"
 
 #define SEG ((size_t)CMR_MODEL_T * CMR_MODEL_F)
 
@@ -65,6 +67,18 @@ static noreturn void usage(FILE *f, int code)
         "  -e, --epochs N           stop after N epochs [0: all the input has]\n"
         "      --max-loss X         stop when a batch loss exceeds X [10000]\n"
         "  -j, --threads N          OpenBLAS threads [1] (1..64)\n"
+        "Data parallel (mpirun -np N cmr-train --mpi ...; docs/scaling.md):\n"
+        "      --mpi                train as one of N ranks: each reads its own input,\n"
+        "                           --batch examples per step per rank, one loss over\n"
+        "                           all N x --batch examples, gradients summed over the\n"
+        "                           ranks; rank 0 alone writes --out and --log%s\n"
+        "      --sync-bn            batch-norm statistics over every rank's segments\n"
+        "                           (default: each rank's own, as PyTorch DDP)\n"
+        "      --mpi-input MODE     shard: each rank's input is its own shard of the\n"
+        "                           tracks [shard]; all: every rank reads the whole\n"
+        "                           stream and keeps its slice of each global batch\n"
+        "      --mpi-check N        compare the ranks' weights every N steps [100] (0:\n"
+        "                           at checkpoints only); a difference stops training\n"
         "Output:\n"
         "  -o, --out FILE           the model file, with the optimizer state (required);\n"
         "                           written atomically at every checkpoint and at the end\n"
@@ -85,7 +99,8 @@ static noreturn void usage(FILE *f, int code)
         "stops training; the last checkpoint written is left as it was.\n"
         "Exit status: 0 ok, 1 bad input (kind, shape, non-finite values, truncated\n"
         "stream, a different stream on --resume), bad model or stats file, diverged\n"
-        "training or a file that cannot be written, 2 usage.\n");
+        "training or a file that cannot be written, 2 usage.\n",
+        train_mpi_built() ? "" : "\n                           (this build has no MPI: one rank only)");
     exit(code);
 }
 
@@ -135,15 +150,19 @@ struct run {
     int eval;                   /* --eval: sums of the evaluated batches */
     int64_t ev_examples, ev_batches, ev_correct, ev_total;
     double ev_loss, ev_chance;
+    struct cmr_dist *d;         /* --mpi */
+    int eof;                    /* the input ended */
 };
 
 static void save(struct run *r)
 {
     struct cmr_error err = {0};
-    int rc = cmr_trainer_save(r->t, r->out, &err);
+    int rc = r->d ? cmr_dist_save(r->d, r->out, &err) : cmr_trainer_save(r->t, r->out, &err);
     if (rc)
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
     r->saved_step = r->m->train.step;
+    if (r->d)
+        train_mpi_checkpoint(r->out, r->saved_step);
 }
 
 static void progress_clear(struct run *r)
@@ -171,7 +190,8 @@ static void step(struct run *r)
         }
         return;
     }
-    int rc = cmr_trainer_step(r->t, &s, &err);
+    int rc = r->d ? cmr_dist_step(r->d, r->t->n < r->t->cfg.batch, r->eof, &s, NULL, &err)
+                  : cmr_trainer_step(r->t, &s, &err);
     if (rc) {
         progress_clear(r);
         if (r->log)
@@ -189,7 +209,7 @@ static void step(struct run *r)
     }
     double t = now(), dt = t - r->t_last;
     r->t_last = t;
-    int64_t segs = (int64_t)s.n * r->t->rows;
+    int64_t segs = (int64_t)s.n * r->t->rows * (r->d ? r->d->size : 1);
     r->segs_epoch += segs;
     double elapsed = r->elapsed0 + (t - r->t0);
     int64_t stp = r->m->train.step;
@@ -236,7 +256,7 @@ static void end_epoch(struct run *r)
         if (e.examples)
             fprintf(stderr, "%s: epoch %" PRId64 ": loss %.4f acc %.3f, %" PRId64 " steps, %" PRId64
                     " examples, %.1f seg/s, lr %g%s\n", cli_prog, e.epoch, e.loss, e.acc, e.steps,
-                    e.examples, secs > 0 ? r->segs_epoch / secs : 0.0, e.lr, msg);
+                    e.examples * (r->d ? r->d->size : 1), secs > 0 ? r->segs_epoch / secs : 0.0, e.lr, msg);
         else
             fprintf(stderr, "%s: epoch %" PRId64 ": nothing trained (%" PRId64 " example%s dropped)\n",
                     cli_prog, e.epoch, e.dropped, e.dropped == 1 ? "" : "s");
@@ -297,7 +317,8 @@ static FILE *log_reopen(const char *path, int64_t step, double *elapsed)
 
 int main(int argc, char **argv)
 {
-    enum { O_CONTEXT = 256, O_PREDICT, O_STATS, O_INIT, O_RESUME, O_LR, O_PATIENCE, O_FACTOR, O_MAXLOSS, O_EVAL };
+    enum { O_CONTEXT = 256, O_PREDICT, O_STATS, O_INIT, O_RESUME, O_LR, O_PATIENCE, O_FACTOR, O_MAXLOSS, O_EVAL,
+           O_MPI, O_SYNC_BN, O_MPI_INPUT, O_MPI_CHECK };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
         {"width", required_argument, NULL, 'w'},
@@ -319,6 +340,10 @@ int main(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},
         {"checkpoint-every", required_argument, NULL, 'c'},
         {"log", required_argument, NULL, 'l'},
+        {"mpi", no_argument, NULL, O_MPI},
+        {"sync-bn", no_argument, NULL, O_SYNC_BN},
+        {"mpi-input", required_argument, NULL, O_MPI_INPUT},
+        {"mpi-check", required_argument, NULL, O_MPI_CHECK},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -329,13 +354,15 @@ int main(int argc, char **argv)
                *input = NULL;
     double width = 0;
     long context = 4, predict = 2, epochs = 0, threads = 1;
-    int c, have_seed = 0;
+    int c, have_seed = 0, mpi = 0, mpi_opts = 0;
     struct run r;
+    struct cmr_dist_cfg dc;
 
     memset(&r, 0, sizeof r);
     r.every = 100;
     r.saved_step = -1;
     cmr_train_cfg_default(&tc);
+    cmr_dist_cfg_default(&dc);
     cli_init("cmr-train");
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":m:w:s:b:t:e:j:o:c:l:qvh", opts, NULL)) != -1) {
@@ -360,6 +387,16 @@ int main(int argc, char **argv)
         case 'o': r.out = optarg; break;
         case 'c': r.every = cli_long("--checkpoint-every", optarg, 0, 1000000000); break;
         case 'l': log_path = optarg; break;
+        case O_MPI: mpi = 1; break;
+        case O_SYNC_BN: dc.sync_bn = mpi_opts = 1; break;
+        case O_MPI_INPUT:
+            if (!strcmp(optarg, "shard") || !strcmp(optarg, "all"))
+                dc.input = optarg[0] == 'a' ? CMR_DIST_ALL : CMR_DIST_SHARD;
+            else
+                cli_usage_error("--mpi-input takes shard or all, got '%s'", optarg);
+            mpi_opts = 1;
+            break;
+        case O_MPI_CHECK: dc.check_every = (int)cli_long("--mpi-check", optarg, 0, 1000000000); mpi_opts = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
@@ -380,12 +417,22 @@ int main(int argc, char **argv)
         input = argv[optind];
     if (init_path && resume_path)
         cli_usage_error("--init and --resume exclude each other (a checkpoint carries its own weights)");
+    if (mpi_opts && !mpi)
+        cli_usage_error("--sync-bn, --mpi-input and --mpi-check go with --mpi");
+    if (mpi && eval_path)
+        cli_usage_error("--eval runs in one process: no --mpi");
     enum cmr_model_kind kind = CMR_MODEL_ENCODER;
     if (kind_s) {
         if (!strcmp(kind_s, "siamese"))
             kind = CMR_MODEL_ENCODER;
         else if (cmr_model_kind_parse(kind_s, &kind) != CMR_OK)
             cli_usage_error("--model takes siamese, multi or cpc, got '%s'", kind_s);
+    }
+
+    if (mpi) {
+        r.d = train_mpi_start(&argc, &argv, &dc);
+        if (r.d->rank != 0)
+            log_path = NULL; /* rank 0 alone writes */
     }
 
     /* the input standardisation */
@@ -457,14 +504,21 @@ int main(int argc, char **argv)
     const char *want_kind = m->cfg.kind == CMR_MODEL_CPC ? "sequence" : "pair";
     if (!(r.t = cmr_trainer_new(m, &tc, rows, &err)))
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
+    if (r.d && cmr_dist_attach(r.d, m, r.t, &err))
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
+    if (resume_path && !r.d && cmr_dist_checkpoint_ranks(m) > 0)
+        cli_usage_error("--resume: %s was written by cmr-train --mpi: resume it with --mpi (any number of "
+                        "ranks, 1 included)", resume_path);
     if (resume_path) {
-        int rc = cmr_trainer_restore(r.t, &err);
+        int rc = r.d ? cmr_dist_restore(r.d, &err) : cmr_trainer_restore(r.t, &err);
         if (rc == CMR_EINVAL)
             cli_usage_error("%s (give the same options to --resume)", cmr_error_text(&err, rc));
         if (rc)
             cli_die(CLI_EXIT_DATA, "%s: %s", resume_path, cmr_error_text(&err, rc));
         r.saved_step = m->train.step;
     }
+    if (r.d && cmr_dist_sync_model(r.d, &err))
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
     if (cmr_nn_set_threads((int)threads) == CMR_EUNSUPPORTED && threads > 1)
         cli_warn("--threads %ld: the BLAS is not OpenBLAS, its own thread setting applies", threads);
     if (cmr_model_reserve(m, rows * tc.batch, !r.eval, &err))
@@ -575,11 +629,13 @@ int main(int argc, char **argv)
         double ep = 0;
         cmr_frame_info_get(&fr, "epoch", &ep);
         int64_t label = (int64_t)ep;
+        if (r.d && !cmr_dist_admit(r.d, label))
+            continue;
         if (cmr_trainer_epoch_changes(r.t, label)) {
             step(&r);
             end_epoch(&r);
         }
-        if (epochs > 0 && m->train.epoch >= epochs) {
+        if ((epochs > 0 && m->train.epoch >= epochs) || (r.d && r.d->stop)) {
             stopped = 1; /* the rest of the stream is not read */
             break;
         }
@@ -590,6 +646,7 @@ int main(int argc, char **argv)
     if (skip > 0)
         cli_die(CLI_EXIT_DATA, "--resume: the input ended after %" PRId64 " examples, but %s was trained on %"
                 PRId64 ": not the stream it was trained on", seen, resume_path, r.t->consumed);
+    r.eof = 1;
     if (!stopped) {
         step(&r);
         end_epoch(&r);
@@ -617,6 +674,8 @@ int main(int argc, char **argv)
     if (!cli_quiet)
         fprintf(stderr, "%s: wrote %s: %" PRId64 " steps, %" PRId64 " epochs, lr %g\n", cli_prog, r.out,
                 m->train.step, m->train.epoch, m->train.lr);
+    if (r.d)
+        train_mpi_finish(r.d);
     if (r.log && fclose(r.log))
         cli_die(CLI_EXIT_DATA, "--log: write failed: %s", strerror(errno));
     cmr_frame_free(&hdr);
