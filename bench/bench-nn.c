@@ -1,8 +1,11 @@
 /* bench-nn: single-call timings of cmr's NN kernels against the machine's
- * cblas_sgemm peak. Usage: bench-nn [threads] [batch] [reps]
+ * cblas_sgemm peak. Usage: bench-nn [threads] [batch] [reps] [algo] [width]
  * Prints GFLOP/s for a square sgemm (the peak), then conv2d forward and
- * backward of the paper-width encoder blocks (PAPER.md section 4) and the
- * rest of each block (batch norm, relu, max-pool), forward and backward. */
+ * backward of the encoder blocks (PAPER.md section 4; channels scaled by
+ * width as models.py: round(c * width), at least 1) and the rest of each
+ * block (batch norm, relu, max-pool), forward and backward.
+ * algo: 0 auto, 1 im2col, 2 winograd (where it fits). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -39,13 +42,14 @@ int main(int argc, char **argv)
     int B = argc > 2 ? atoi(argv[2]) : 1;
     int reps = argc > 3 ? atoi(argv[3]) : 3;
     int algo = argc > 4 ? atoi(argv[4]) : CMR_CONV2D_AUTO;   /* 0 auto, 1 im2col, 2 winograd */
+    double width = argc > 5 ? atof(argv[5]) : 1.0;
     struct cmr_rng r;
     cmr_rng_seed(&r, 1);
     cmr_nn_set_threads(threads);
     if (threads == 1)
         clk = CLOCK_PROCESS_CPUTIME_ID;
-    printf("threads %d (OpenBLAS reports %d), batch %d, best of %d, %s\n", threads,
-           cmr_nn_get_threads(), B, reps, threads == 1 ? "CPU time" : "wall time");
+    printf("threads %d (OpenBLAS reports %d), batch %d, width %g, best of %d, %s\n", threads,
+           cmr_nn_get_threads(), B, width, reps, threads == 1 ? "CPU time" : "wall time");
 
     int n = 2048;
     float *A = randbuf(&r, (size_t)n * n), *Bm = randbuf(&r, (size_t)n * n),
@@ -64,7 +68,13 @@ int main(int argc, char **argv)
     free(C);
 
     double tot_f = 0, tot_b = 0, tot_flop = 0, tot_bflop = 0;
-    static const int ch[6] = {1, 128, 256, 256, 512, 512};
+    static const int paper[6] = {1, 128, 256, 256, 512, 512};
+    int ch[6] = {1};
+    for (int l = 1; l < 6; l++) {
+        ch[l] = (int)nearbyint(paper[l] * width);   /* half to even, as Python's round */
+        if (ch[l] < 1)
+            ch[l] = 1;
+    }
     static const int hh[5] = {188, 94, 47, 23, 5}, ww[5] = {96, 48, 24, 12, 3};
     for (int blk = 0; blk < 5; blk++) {
         struct cmr_conv2d_dims d = {B, ch[blk], hh[blk], ww[blk], ch[blk + 1], 5, 5, 2, 2};

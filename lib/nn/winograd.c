@@ -150,7 +150,19 @@ struct wgeom {
     int TH, TW, TI; /* tiles down, across, per image */
     int Hp, Wp;     /* the repacked, zero-padded plane */
     int g, Tg;      /* images per group, tiles per full group */
+    int ts;         /* tiles per transform + GEMM pass (the whole group: slices
+                     * of fewer tiles measured no faster) */
+    size_t xs;      /* floats between the 64 matrices of P and Q (see wino_stride) */
 };
+
+/* The transforms write (and read) one vector to each of the 64 matrices per
+ * tile: 64 streams a stride apart. A stride that is a multiple of 4 KB puts
+ * them all in the same cache sets (L1 is 8-way: every tile then misses); a
+ * stride of 64 bytes past a multiple of 4 KB spreads them over 64 sets. */
+static size_t wino_stride(size_t n)
+{
+    return (n + 1023) / 1024 * 1024 + 16;
+}
 
 static struct wgeom wgeom_of(int B, int C, int OC, int H, int W)
 {
@@ -167,6 +179,8 @@ static struct wgeom wgeom_of(int B, int C, int OC, int H, int W)
     if (w.g > B)
         w.g = B;
     w.Tg = w.g * w.TI;
+    w.ts = w.Tg;
+    w.xs = wino_stride((size_t)w.ts * (w.C4 > w.OC4 ? w.C4 : w.OC4));
     return w;
 }
 
@@ -176,8 +190,7 @@ size_t cmr_wino_tiles(int B, int H, int W) { return (size_t)B * ((H + 3) / 4) * 
 size_t cmr_wino_scratch_floats(int C, int OC, int B, int H, int W)
 {
     struct wgeom w = wgeom_of(B, C, OC, H, W);
-    size_t cm = (size_t)(w.C4 > w.OC4 ? w.C4 : w.OC4);
-    return (size_t)64 * w.OC4 * w.C4 + (size_t)2 * 64 * w.Tg * cm +
+    return (size_t)64 * w.OC4 * w.C4 + (size_t)2 * 64 * w.xs +
            (size_t)w.g * (w.C4 + w.OC4) * w.Hp * w.Wp;
 }
 
@@ -221,14 +234,14 @@ static inline void tile_of(const struct wgeom *w, int t, int *img, int *th, int 
     *tw = r % w->TW;
 }
 
-/* V[xi][t][c] (ld C4, xi stride Tg*C4) = BT d BT^T for the nt tiles of Xr */
-static void input_transform(float *V, const float *Xr, int C4, const struct wgeom *w, int nt)
+/* V[xi][t][c] (ld C4, xi stride xs) = BT d BT^T for the tiles t0 .. t0+nt-1 of Xr */
+static void input_transform(float *V, const float *Xr, int C4, const struct wgeom *w, int t0, int nt)
 {
     const int Hp = w->Hp, Wp = w->Wp;
-    const size_t xs = (size_t)w->Tg * C4;
+    const size_t xs = w->xs;
     for (int t = 0; t < nt; t++) {
         int img, th, tw;
-        tile_of(w, t, &img, &th, &tw);
+        tile_of(w, t0 + t, &img, &th, &tw);
         for (int cg = 0; cg < C4 / 4; cg++) {
             const float *p = Xr + ((((size_t)img * (C4 / 4) + cg) * Hp + 4 * th) * Wp + 4 * tw) * 4;
             v4f d[64], z[64], v[64];
@@ -247,13 +260,13 @@ static void input_transform(float *V, const float *Xr, int C4, const struct wgeo
 }
 
 /* dM[xi][t][o] (ld OC4) = A dY A^T for the nt tiles of the repacked dout Dr */
-static void grad_transform(float *dM, const float *Dr, int OC4, const struct wgeom *w, int nt)
+static void grad_transform(float *dM, const float *Dr, int OC4, const struct wgeom *w, int t0, int nt)
 {
     const int Hp = w->Hp, Wp = w->Wp;
-    const size_t xs = (size_t)w->Tg * OC4;
+    const size_t xs = w->xs;
     for (int t = 0; t < nt; t++) {
         int img, th, tw;
-        tile_of(w, t, &img, &th, &tw);
+        tile_of(w, t0 + t, &img, &th, &tw);
         for (int og = 0; og < OC4 / 4; og++) {
             const float *p =
                 Dr + ((((size_t)img * (OC4 / 4) + og) * Hp + 4 * th + 2) * Wp + 4 * tw + 2) * 4;
@@ -275,13 +288,13 @@ static void grad_transform(float *dM, const float *Dr, int OC4, const struct wge
 /* out (g, OC, H, W) = (or +=) AT M AT^T (+ bias when writing) for the nt tiles;
  * M[xi][t][o] (ld OC4) */
 static void output_transform(float *out, int accumulate, const float *M, int OC, int OC4,
-                             const float *bias, const struct wgeom *w, int nt)
+                             const float *bias, const struct wgeom *w, int t0, int nt)
 {
     const int H = w->H, W = w->W;
-    const size_t xs = (size_t)w->Tg * OC4, plane = (size_t)H * W;
+    const size_t xs = w->xs, plane = (size_t)H * W;
     for (int t = 0; t < nt; t++) {
         int img, th, tw;
-        tile_of(w, t, &img, &th, &tw);
+        tile_of(w, t0 + t, &img, &th, &tw);
         const int y0 = 4 * th, x0 = 4 * tw;
         const int ni = H - y0 < 4 ? H - y0 : 4, nj = W - x0 < 4 ? W - x0 : 4;
         for (int og = 0; og < OC4 / 4; og++) {
@@ -371,8 +384,7 @@ struct wbufs {
 static struct wbufs wbufs_of(float *scratch, const struct wgeom *w)
 {
     struct wbufs b;
-    size_t cm = (size_t)(w->C4 > w->OC4 ? w->C4 : w->OC4), nu = (size_t)64 * w->OC4 * w->C4,
-           np = (size_t)64 * w->Tg * cm;
+    size_t nu = (size_t)64 * w->OC4 * w->C4, np = (size_t)64 * w->xs;
     b.U = scratch;
     b.P = b.U + nu;
     b.Q = b.P + np;
@@ -387,17 +399,20 @@ void cmr_wino_forward(float *out, float *scratch, const float *inp, const float 
     const struct wgeom w = wgeom_of(B, C, OC, H, W);
     const struct wbufs s = wbufs_of(scratch, &w);
     const size_t in_sz = (size_t)C * H * W, out_sz = (size_t)OC * H * W;
+    const size_t ps = w.xs, qs = w.xs;
     weight_transform(s.U, weight, OC, C, 0, &w);
     for (int b0 = 0; b0 < B; b0 += w.g) {
-        const int g = B - b0 < w.g ? B - b0 : w.g, nt = g * w.TI;
+        const int g = B - b0 < w.g ? B - b0 : w.g, ng = g * w.TI;
         repack(s.Xr, inp + b0 * in_sz, g, C, w.C4, &w);
-        input_transform(s.P, s.Xr, w.C4, &w, nt);
-        /* M[xi] (nt, OC4) = V[xi] (nt, C4) . U[xi]^T (C4, OC4) */
-        for (int x = 0; x < 64; x++)
-            cmr_sgemm(0, 1, nt, w.OC4, w.C4, 1.0f, s.P + (size_t)x * w.Tg * w.C4, w.C4,
-                      s.U + (size_t)x * w.OC4 * w.C4, w.C4, 0.0f, s.Q + (size_t)x * w.Tg * w.OC4,
-                      w.OC4);
-        output_transform(out + b0 * out_sz, 0, s.Q, OC, w.OC4, bias, &w, nt);
+        for (int t0 = 0; t0 < ng; t0 += w.ts) {
+            const int nt = ng - t0 < w.ts ? ng - t0 : w.ts;
+            input_transform(s.P, s.Xr, w.C4, &w, t0, nt);
+            /* M[xi] (nt, OC4) = V[xi] (nt, C4) . U[xi]^T (C4, OC4) */
+            for (int x = 0; x < 64; x++)
+                cmr_sgemm(0, 1, nt, w.OC4, w.C4, 1.0f, s.P + x * ps, w.C4,
+                          s.U + (size_t)x * w.OC4 * w.C4, w.C4, 0.0f, s.Q + x * qs, w.OC4);
+            output_transform(out + b0 * out_sz, 0, s.Q, OC, w.OC4, bias, &w, t0, nt);
+        }
     }
 }
 
@@ -407,20 +422,25 @@ void cmr_wino_backward(float *dinp, float *dweight, float *scratch, const float 
     const struct wgeom w = wgeom_of(B, C, OC, H, W);
     const struct wbufs s = wbufs_of(scratch, &w);
     const size_t in_sz = (size_t)C * H * W, out_sz = (size_t)OC * H * W;
+    const size_t ps = w.xs, qs = w.xs;
     /* two passes over the batch, so that dU and the transformed weights can
      * share one buffer; dout is repacked in each (a cheap copy) */
     if (dweight) {
+        int first = 1;
         for (int b0 = 0; b0 < B; b0 += w.g) {
-            const int g = B - b0 < w.g ? B - b0 : w.g, nt = g * w.TI;
+            const int g = B - b0 < w.g ? B - b0 : w.g, ng = g * w.TI;
             repack(s.Dr, dout + b0 * out_sz, g, OC, w.OC4, &w);
             repack(s.Xr, inp + b0 * in_sz, g, C, w.C4, &w);
-            input_transform(s.P, s.Xr, w.C4, &w, nt);
-            grad_transform(s.Q, s.Dr, w.OC4, &w, nt);
-            /* dU[xi] (OC4, C4) (+)= dM[xi]^T (OC4, nt) . V[xi] (nt, C4) */
-            for (int x = 0; x < 64; x++)
-                cmr_sgemm(1, 0, w.OC4, w.C4, nt, 1.0f, s.Q + (size_t)x * w.Tg * w.OC4, w.OC4,
-                          s.P + (size_t)x * w.Tg * w.C4, w.C4, b0 ? 1.0f : 0.0f,
-                          s.U + (size_t)x * w.OC4 * w.C4, w.C4);
+            for (int t0 = 0; t0 < ng; t0 += w.ts) {
+                const int nt = ng - t0 < w.ts ? ng - t0 : w.ts;
+                input_transform(s.P, s.Xr, w.C4, &w, t0, nt);
+                grad_transform(s.Q, s.Dr, w.OC4, &w, t0, nt);
+                /* dU[xi] (OC4, C4) (+)= dM[xi]^T (OC4, nt) . V[xi] (nt, C4) */
+                for (int x = 0; x < 64; x++)
+                    cmr_sgemm(1, 0, w.OC4, w.C4, nt, 1.0f, s.Q + x * qs, w.OC4, s.P + x * ps, w.C4,
+                              first ? 0.0f : 1.0f, s.U + (size_t)x * w.OC4 * w.C4, w.C4);
+                first = 0;
+            }
         }
         weight_grad_transform(dweight, s.U, &w);
     }
@@ -429,14 +449,17 @@ void cmr_wino_backward(float *dinp, float *dweight, float *scratch, const float 
          * U'[xi][c][o] (C4, OC4) from the rotated, transposed weights */
         weight_transform(s.U, weight, OC, C, 1, &w);
         for (int b0 = 0; b0 < B; b0 += w.g) {
-            const int g = B - b0 < w.g ? B - b0 : w.g, nt = g * w.TI;
+            const int g = B - b0 < w.g ? B - b0 : w.g, ng = g * w.TI;
             repack(s.Dr, dout + b0 * out_sz, g, OC, w.OC4, &w);
-            input_transform(s.P, s.Dr, w.OC4, &w, nt);
-            for (int x = 0; x < 64; x++)
-                cmr_sgemm(0, 1, nt, w.C4, w.OC4, 1.0f, s.P + (size_t)x * w.Tg * w.OC4, w.OC4,
-                          s.U + (size_t)x * w.C4 * w.OC4, w.OC4, 0.0f,
-                          s.Q + (size_t)x * w.Tg * w.C4, w.C4);
-            output_transform(dinp + b0 * in_sz, 1, s.Q, C, w.C4, NULL, &w, nt);
+            for (int t0 = 0; t0 < ng; t0 += w.ts) {
+                const int nt = ng - t0 < w.ts ? ng - t0 : w.ts;
+                /* P holds the transformed dout here (ld OC4), Q the result (ld C4) */
+                input_transform(s.P, s.Dr, w.OC4, &w, t0, nt);
+                for (int x = 0; x < 64; x++)
+                    cmr_sgemm(0, 1, nt, w.C4, w.OC4, 1.0f, s.P + x * qs, w.OC4,
+                              s.U + (size_t)x * w.C4 * w.OC4, w.OC4, 0.0f, s.Q + x * ps, w.C4);
+                output_transform(dinp + b0 * in_sz, 1, s.Q, C, w.C4, NULL, &w, t0, nt);
+            }
         }
     }
 }
