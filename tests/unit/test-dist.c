@@ -627,6 +627,7 @@ static void test_resume(void)
     ok(one[0].rc == CMR_EINVAL && strstr(one[0].msg, "batch 4 on 2 ranks") && strstr(one[0].msg, "--batch 8"),
        "batch 3 on 1 rank refused: %s", one[0].msg);
     stream_free(one, 1);
+    stream_free(full, 2);
     unlink(ck);
     unlink(ck2);
 }
