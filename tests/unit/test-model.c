@@ -557,7 +557,7 @@ static int cmp_double(const void *a, const void *b)
  * see a float forward pass with a kink wherever a pooling window changes its
  * winner or a ReLU input crosses 0, and at these widths some windows always
  * do: an element whose one-sided slopes disagree by more than 10 % is
- * skipped (ggml's grad_expect; at most two thirds may be), then median rel <= 5e-2
+ * skipped (ggml's grad_expect; at least 2 and a quarter must remain), then median rel <= 5e-2
  * and nmse <= 5e-3 over the rest (a wrong term in the chain gives errors of
  * order 1; test-model-ref checks the same gradients against PyTorch's
  * autograd to 1e-4). */
@@ -617,7 +617,7 @@ static void gradcheck(struct fd_ctx *c, const char *name, int nmax, float eps, i
         median = rels[nr / 2];
     }
     if (kinky)
-        ok(3 * nr >= n && median <= 5e-2 && nmse <= 5e-3,
+        ok(nr >= 2 && 4 * nr >= n && median <= 5e-2 && nmse <= 5e-3,
            "%s: %d elements, %d on kinks skipped; median rel %.2e, max rel %.2e, nmse %.2e (loss %.6f, eps %g)",
            name, n, nk, median, maxrel, nmse, ld, (double)eps);
     else
@@ -687,7 +687,7 @@ static void test_gradients(void)
          * against PyTorch's autograd, equal to 1e-5 at this configuration) */
         snprintf(name, sizeof name, "%sblocks.0.bn.weight", pre);
         if (ki != CMR_MODEL_CPC)
-            gradcheck(&c, name, 8, eps, 1);
+            gradcheck(&c, name, 16, eps, 1);
         snprintf(name, sizeof name, "%sblocks.3.conv.weight", pre);
         gradcheck(&c, name, 4, eps, 1);
         if (ki == CMR_MODEL_MULTI) {
