@@ -95,9 +95,10 @@ size_t cmr_conv2d_scratch_floats(const struct cmr_conv2d_dims *d);
 
 /* inp (B,C,H,W), weight (OC,C,KH,KW), bias (OC) or NULL -> out (B,OC,OH,OW)
  * The algorithm is chosen from the dims (cmr_conv2d_algo): Winograd
- * F(4x4,5x5) for 5x5 padding 2 layers with enough channels and tiles (6.25x
- * fewer multiply-adds; ~1e-6 relative rounding instead of ~1e-7), else
- * im2col + cmr_sgemm. No cache: backward recomputes what it needs from inp
+ * F(4x4,5x5) for 5x5 padding 2 layers where a cost model measured on the
+ * development machine says it is faster (6.25x fewer multiply-adds, but a
+ * weight transform per call and transforms per tile; ~1e-6 relative rounding
+ * instead of ~1e-7), else im2col + cmr_sgemm. No cache: backward recomputes what it needs from inp
  * (im2col columns would take C*KH*KW*OH*OW floats per image). */
 void cmr_conv2d_forward(float *out, float *scratch, const float *inp, const float *weight,
                         const float *bias, const struct cmr_conv2d_dims *d);
@@ -105,19 +106,23 @@ void cmr_conv2d_forward(float *out, float *scratch, const float *inp, const floa
  *   dinp (B,C,H,W) += dL/dinp        (dinp may be NULL: not computed)
  *   dweight (OC,C,KH,KW) += dL/dW    (may be NULL)
  *   dbias (OC) += dL/db              (may be NULL)
- * With Winograd, these are the exact gradients of the Winograd forward. */
+ * The algorithm is cmr_conv2d_algo_backward's: with Winograd these are the
+ * exact gradients of the Winograd forward, with im2col of the convolution. */
 void cmr_conv2d_backward(float *dinp, float *dweight, float *dbias, float *scratch,
                          const float *dout, const float *inp, const float *weight,
                          const struct cmr_conv2d_dims *d);
 
 /* The algorithms, for tests, benchmarks and callers that want im2col's
- * rounding: cmr_conv2d_algo says which one cmr_conv2d_forward/backward use;
+ * rounding: cmr_conv2d_algo says which one cmr_conv2d_forward uses and
+ * cmr_conv2d_algo_backward which one cmr_conv2d_backward uses (chosen
+ * separately: they may differ, each exact for its own algorithm);
  * the *_algo variants force one (CMR_CONV2D_AUTO = the same choice). They
  * return CMR_OK, or CMR_EINVAL when Winograd is forced on dims it does not
  * cover (kernel other than 5x5 with padding 2). cmr_conv2d_scratch_floats
  * covers every algorithm. */
 enum { CMR_CONV2D_AUTO = 0, CMR_CONV2D_IM2COL = 1, CMR_CONV2D_WINOGRAD = 2 };
 int cmr_conv2d_algo(const struct cmr_conv2d_dims *d);
+int cmr_conv2d_algo_backward(const struct cmr_conv2d_dims *d);
 int cmr_conv2d_forward_algo(float *out, float *scratch, const float *inp, const float *weight,
                             const float *bias, const struct cmr_conv2d_dims *d, int algo);
 int cmr_conv2d_backward_algo(float *dinp, float *dweight, float *dbias, float *scratch,
