@@ -101,10 +101,7 @@ gst_quote() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 
 encode="cmrencode model=$(gst_quote "$model") hop=$hop"
 [ "$mel" = 1 ] && encode="identity"
-# fdsink seeks a regular file back to its start, and each connection is a
-# new gst-launch: a file on stdout is appended to instead
 sink="fdsink fd=1 sync=false"
-[ -f /dev/stdout ] && sink="filesink location=/dev/stdout append=true sync=false"
 
 # fail early, not at every reconnection, on a missing plugin or a bad model
 if ! "$launch" -q fakesrc num-buffers=0 ! "$GST_CMR_CHECK_CAPS" ! cmrmel ! fakesink >/dev/null 2>&1; then
@@ -126,9 +123,20 @@ stop() {
     [ -n "$enc" ] && kill -INT "$enc" 2>/dev/null || true
     [ -n "$fetch" ] && kill -TERM "$fetch" 2>/dev/null || true
 }
-cleanup() { rm -rf "$tmp"; }
+catpid=""
+cleanup() {
+    rm -rf "$tmp"
+    # let the cat below write everything before we return
+    if [ -n "$catpid" ]; then exec 1>&-; wait "$catpid" 2>/dev/null || true; fi
+}
 trap stop INT TERM
 trap cleanup EXIT
+# fdsink seeks a regular file back to its start, and every connection is a new
+# gst-launch: a file on stdout is written through one cat, which only appends
+if [ -f "/proc/$$/fd/1" ]; then
+    exec > >(exec cat)
+    catpid=$!
+fi
 
 # Each connection is two processes joined by a FIFO: one fetches the bytes
 # (souphttpsrc, with its stall timeout), the other decodes and encodes them.

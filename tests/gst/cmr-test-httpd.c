@@ -191,7 +191,7 @@ int main(int argc, char **argv)
         int c = accept(s, NULL, NULL);
         if (c < 0)
             continue;
-        int is_bad = conn <= bad;
+        int is_bad = conn <= bad && (drop_after >= 0 || stall_after >= 0);
         if (read_request(c, deadline)) {
             say("connection %ld: no request", conn);
             close(c);
