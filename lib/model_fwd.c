@@ -8,10 +8,22 @@
  * cmr_model_set_threads(m, n > 1) the batch is split over n threads, each
  * with its own buffers, calling single-threaded BLAS.
  *
- * Training (train = 1) keeps every cache backward reads: per block the
- * convolution output (batch norm's input), the ReLU output, the pooling
- * argmax, batch norm's mean and rstd; backward walks the blocks in reverse,
- * as llm.c's gpt2_backward. */
+ * Training (train = 1) keeps only what backward reads: per block the
+ * convolution output (batch norm's input), the pooled map (the next block's
+ * input) and the pooling winner as one byte (its place in the window), and
+ * batch norm's mean and rstd. Batch norm, ReLU and pooling run as one pass
+ * from the convolution output (statistics first), so the normalised map is
+ * never stored. Backward walks the blocks in reverse, as llm.c's
+ * gpt2_backward, and needs no full-size gradient buffer: the gradient of a
+ * block's pooled map reaches only the window winners, and there the ReLU
+ * mask is (pooled value > 0), so one pass per channel takes batch norm's two
+ * sums over the winners and then writes dL/d(conv output) over the
+ * convolution output itself, which nothing reads any more; the convolution's
+ * backward reads it from there. Peak training memory is the convolution
+ * outputs of every block plus the pooled maps (docs/models.md).
+ * With a batch-norm hook (synchronised batch norm, lib/dist.h) the hook
+ * writes the normalised map and the gradients into two full-size buffers of
+ * the largest block, allocated only then. */
 #include <math.h>
 #include <pthread.h>
 #if defined(__SSE2__)
@@ -21,6 +33,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "nn/vec.h"
 
 #define MAX_WORKERS 64
 #define SEG (CMR_MODEL_T * CMR_MODEL_F)
@@ -35,9 +48,8 @@ struct worker {
     int train;                        /* training caches allocated */
     float *x;                         /* (cap, 1, T, F) standardised input */
     float *conv[CMR_MODEL_BLOCKS];    /* train: (cap,C,H,W) per block; eval: conv[0] is shared */
-    float *act[CMR_MODEL_BLOCKS];     /* train: (cap,C,H,W) ReLU output */
     float *pool[CMR_MODEL_BLOCKS];    /* (cap,C,OH,OW) */
-    int32_t *arg[CMR_MODEL_BLOCKS];   /* train: (cap,C,OH,OW) pooling argmax */
+    uint8_t *arg[CMR_MODEL_BLOCKS];   /* train: (cap,C,OH,OW) the winner's place kh*KW+kw in its window */
     float *mt[CMR_MODEL_BLOCKS];      /* multi: (cap, C*OW) max over time */
     int32_t *mt_arg[CMR_MODEL_BLOCKS];/* multi, train: (cap, C*OW) */
     float *lvl[CMR_MODEL_BLOCKS];     /* multi: (cap, emb) head outputs */
@@ -52,9 +64,10 @@ struct cmr_model_acts {
     float *bn_mean[CMR_MODEL_BLOCKS], *bn_rstd[CMR_MODEL_BLOCKS]; /* train caches (C) */
     float *scale[CMR_MODEL_BLOCKS], *shift[CMR_MODEL_BLOCKS];     /* eval: folded batch norm (C) */
     int n_fwd;                        /* segments of the last training forward, 0 if none */
-    /* backward */
-    float *g1, *g2, *p1, *p2, *dtmp;
-    size_t g1_cap, g2_cap, p1_cap, p2_cap, dtmp_cap;
+    /* backward: p1, p2 the pooled-map gradients (alternating); hook1, hook2
+     * full-size, only with a bn_hook */
+    float *p1, *p2, *dtmp, *hook1, *hook2;
+    size_t p1_cap, p2_cap, dtmp_cap, hook1_cap, hook2_cap;
     /* GRU */
     float *gx, *gh0, *gout, *gcache, *gscratch;
     size_t gx_cap, gh0_cap, gout_cap, gcache_cap, gscratch_cap;
@@ -107,7 +120,6 @@ static void worker_free(struct worker *w)
     free(w->scratch);
     for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
         free(w->conv[l]);
-        free(w->act[l]);
         free(w->pool[l]);
         free(w->arg[l]);
         free(w->mt[l]);
@@ -130,8 +142,8 @@ void cmr_model_acts_free(struct cmr_model *m)
         free(a->scale[l]);
         free(a->shift[l]);
     }
-    free(a->g1);
-    free(a->g2);
+    free(a->hook1);
+    free(a->hook2);
     free(a->p1);
     free(a->p2);
     free(a->dtmp);
@@ -147,7 +159,7 @@ void cmr_model_acts_free(struct cmr_model *m)
 
 static size_t worker_bytes(const struct cmr_model_cfg *c, int cap, int train)
 {
-    size_t n = (size_t)cap * SEG, conv_max = 0, scratch = 0;
+    size_t n = (size_t)cap * SEG, conv_max = 0, scratch = 0, bytes = 0;
     for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
         int H, W, OH, OW;
         block_dims(c, l, &H, &W, &OH, &OW);
@@ -159,14 +171,16 @@ static size_t worker_bytes(const struct cmr_model_cfg *c, int cap, int train)
         if (full > conv_max)
             conv_max = full;
         n += pooled;
-        if (train)
-            n += 2 * full + pooled;
+        if (train) {
+            n += full;
+            bytes += pooled; /* arg */
+        }
         if (c->kind == CMR_MODEL_MULTI)
             n += (size_t)cap * c->widths[l] * OW * (train ? 2 : 1) + (size_t)cap * c->emb;
     }
     if (!train)
         n += conv_max;
-    return (n + scratch) * sizeof(float);
+    return (n + scratch) * sizeof(float) + bytes;
 }
 
 static int worker_alloc(struct worker *w, const struct cmr_model_cfg *c, int cap, int train)
@@ -189,8 +203,7 @@ static int worker_alloc(struct worker *w, const struct cmr_model_cfg *c, int cap
         bad |= !(w->pool[l] = malloc(pooled * sizeof(float)));
         if (train) {
             bad |= !(w->conv[l] = malloc(full * sizeof(float)));
-            bad |= !(w->act[l] = malloc(full * sizeof(float)));
-            bad |= !(w->arg[l] = malloc(pooled * sizeof(int32_t)));
+            bad |= !(w->arg[l] = malloc(pooled ? pooled : 1));
         }
         if (c->kind == CMR_MODEL_MULTI) {
             size_t nmt = (size_t)cap * c->widths[l] * OW;
@@ -234,6 +247,23 @@ static int acts_get(struct cmr_model *m)
     return CMR_OK;
 }
 
+/* with a bn_hook: two full-size buffers of the largest block (the hook's
+ * normalised output in forward; its gradient input and output in backward) */
+static int hook_reserve(struct cmr_model *m, int n)
+{
+    struct cmr_model_acts *a = m->acts;
+    if (!m->bn_hook)
+        return 0;
+    size_t gmax = 0;
+    for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+        int H, W, OH, OW;
+        block_dims(&m->cfg, l, &H, &W, &OH, &OW);
+        size_t full = (size_t)n * m->cfg.widths[l] * H * W;
+        gmax = full > gmax ? full : gmax;
+    }
+    return grow(&a->hook1, &a->hook1_cap, gmax) || grow(&a->hook2, &a->hook2_cap, gmax);
+}
+
 int cmr_model_reserve(struct cmr_model *m, int max_batch, int train, struct cmr_error *err)
 {
     if (max_batch < 1)
@@ -262,19 +292,19 @@ int cmr_model_reserve(struct cmr_model *m, int max_batch, int train, struct cmr_
             a->nw = i + 1;
     }
     if (train) {
+        /* backward passes the pooled-map gradients back and forth between
+         * p1 (block 4's, then 2's, then 0's) and p2 (3's and 1's) */
         int H, W, OH, OW;
-        size_t gmax = 0, pmax = 0;
+        size_t pneed[2] = {0, 0};
         for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
             block_dims(&m->cfg, l, &H, &W, &OH, &OW);
-            size_t full = (size_t)max_batch * m->cfg.widths[l] * H * W;
             size_t pooled = (size_t)max_batch * m->cfg.widths[l] * OH * OW;
-            gmax = full > gmax ? full : gmax;
-            pmax = pooled > pmax ? pooled : pmax;
+            int i = (CMR_MODEL_BLOCKS - 1 - l) % 2;
+            pneed[i] = pooled > pneed[i] ? pooled : pneed[i];
         }
         size_t dt = (size_t)max_batch * (cmr_model_out_dim(&m->cfg) + 8 * (size_t)m->cfg.emb);
-        if (grow(&a->g1, &a->g1_cap, gmax) || grow(&a->g2, &a->g2_cap, gmax) ||
-            grow(&a->p1, &a->p1_cap, pmax) || grow(&a->p2, &a->p2_cap, pmax) ||
-            grow(&a->dtmp, &a->dtmp_cap, dt))
+        if (grow(&a->p1, &a->p1_cap, pneed[0]) || grow(&a->p2, &a->p2_cap, pneed[1]) ||
+            grow(&a->dtmp, &a->dtmp_cap, dt) || hook_reserve(m, max_batch))
             return cmr_error_set(err, CMR_ENOMEM, "model: out of memory for the gradients of %d segments",
                                  max_batch);
     }
@@ -289,7 +319,7 @@ size_t cmr_model_act_bytes(const struct cmr_model *m)
     size_t n = 0;
     for (int i = 0; i < a->nw; i++)
         n += worker_bytes(&m->cfg, a->w[i].cap, a->w[i].train);
-    n += (a->g1_cap + a->g2_cap + a->p1_cap + a->p2_cap + a->dtmp_cap + a->gx_cap + a->gh0_cap + a->gout_cap +
+    n += (a->hook1_cap + a->hook2_cap + a->p1_cap + a->p2_cap + a->dtmp_cap + a->gx_cap + a->gh0_cap + a->gout_cap +
           a->gcache_cap + a->gscratch_cap + a->lbuf_cap) * sizeof(float);
     return n;
 }
@@ -366,6 +396,177 @@ static void bn_relu_pool_eval(float *out, const float *y, const float *scale, co
     }
 }
 
+/* Training batch norm's statistics of block l over conv (B,C,HW), as
+ * cmr_batchnorm2d_forward_train computes them (lib/nn/batchnorm.c: 16 float
+ * lanes per row, rows summed in double, two passes): mean and rstd cached
+ * for backward, running statistics updated, and the output's per-channel
+ * scale and shift (out = conv * scale + shift) left in a->scale, a->shift. */
+static void bn_train_stats(struct cmr_model *m, int l, const float *conv, int B, int C, int HW)
+{
+    struct cmr_model_acts *a = m->acts;
+    const float *gamma = m->p.blk[l].bn_w, *beta = m->p.blk[l].bn_b;
+    const double n = (double)B * HW, mom = CMR_BN_MOMENTUM;
+    for (int c = 0; c < C; c++) {
+        double s = 0, q = 0;
+        for (int b = 0; b < B; b++)
+            s += vsum(conv + ((size_t)b * C + c) * HW, (size_t)HW);
+        double mean = s / n;
+        for (int b = 0; b < B; b++)
+            q += vsum_sqdev(conv + ((size_t)b * C + c) * HW, (size_t)HW, (float)mean);
+        double var = q / n;
+        float rs = (float)(1.0 / sqrt(var + CMR_BN_EPS));
+        a->bn_mean[l][c] = (float)mean;
+        a->bn_rstd[l][c] = rs;
+        m->s.mean[l][c] = (float)((1.0 - mom) * m->s.mean[l][c] + mom * mean);
+        double unbiased = n > 1 ? var * n / (n - 1) : 0.0;
+        m->s.var[l][c] = (float)((1.0 - mom) * m->s.var[l][c] + mom * unbiased);
+        a->scale[l][c] = rs * gamma[c];
+        a->shift[l][c] = (float)(beta[c] - mean * rs * gamma[c]);
+    }
+}
+
+/* The training epilogue: out (B,C,OH,OW) = maxpool(relu(y * scale_c +
+ * shift_c)) of y (B,C,H,W), with arg the winner's place kh*KW + kw in its
+ * window: the first maximum in window order (a NaN wins), as
+ * cmr_batchnorm2d_forward_train, cmr_relu_forward and cmr_maxpool2d_forward
+ * one after the other, without the full-size map in between. */
+static inline float relu1(float v) { return v < 0.0f ? 0.0f : v; }
+
+static void bn_relu_pool_train(float *out, uint8_t *arg, const float *y, const float *scale,
+                               const float *shift, int B, int C, int H, int W, int KH, int KW)
+{
+    const int OH = H / KH, OW = W / KW;
+    for (int bc = 0; bc < B * C; bc++) {
+        const float s = scale[bc % C], t = shift[bc % C];
+        const float *yp = y + (size_t)bc * H * W;
+        float *op = out + (size_t)bc * OH * OW;
+        uint8_t *ap = arg + (size_t)bc * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r = yp + (size_t)oh * KH * W;
+            int ow = 0;
+#if defined(__SSE2__)
+            if (KH == 2 && KW == 2) {
+                const __m128 vs = _mm_set1_ps(s), vt = _mm_set1_ps(t), zero = _mm_setzero_ps();
+                const __m128i one = _mm_set1_epi32(1), two = _mm_set1_epi32(2), three = _mm_set1_epi32(3);
+                for (; ow + 4 <= OW; ow += 4) {
+                    __m128 a0 = _mm_loadu_ps(r + 2 * ow), a1 = _mm_loadu_ps(r + 2 * ow + 4);
+                    __m128 b0 = _mm_loadu_ps(r + W + 2 * ow), b1 = _mm_loadu_ps(r + W + 2 * ow + 4);
+                    /* relu(y*s + t): x < 0 ? 0 : x keeps a NaN */
+#define AFF(v) (v = _mm_add_ps(_mm_mul_ps(v, vs), vt), v = _mm_andnot_ps(_mm_cmplt_ps(v, zero), v))
+                    AFF(a0), AFF(a1), AFF(b0), AFF(b1);
+#undef AFF
+                    __m128 v00 = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0)); /* (0,0) of 4 windows */
+                    __m128 v01 = _mm_shuffle_ps(a0, a1, _MM_SHUFFLE(3, 1, 3, 1)); /* (0,1) */
+                    __m128 v10 = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(2, 0, 2, 0)); /* (1,0) */
+                    __m128 v11 = _mm_shuffle_ps(b0, b1, _MM_SHUFFLE(3, 1, 3, 1)); /* (1,1) */
+                    __m128 mx = v00, c;
+                    __m128i id = _mm_setzero_si128(), ci;
+#define TAKE(v, k)                                                                      \
+    (c = _mm_or_ps(_mm_cmpgt_ps(v, mx), _mm_cmpunord_ps(v, v)), ci = _mm_castps_si128(c), \
+     mx = _mm_or_ps(_mm_and_ps(c, v), _mm_andnot_ps(c, mx)),                             \
+     id = _mm_or_si128(_mm_and_si128(ci, k), _mm_andnot_si128(ci, id)))
+                    TAKE(v01, one), TAKE(v10, two), TAKE(v11, three);
+#undef TAKE
+                    _mm_storeu_ps(op + (size_t)oh * OW + ow, mx);
+                    id = _mm_packs_epi32(id, id);
+                    id = _mm_packus_epi16(id, id);
+                    uint32_t ids = (uint32_t)_mm_cvtsi128_si32(id);
+                    memcpy(ap + (size_t)oh * OW + ow, &ids, 4);
+                }
+            }
+#endif
+            for (; ow < OW; ow++) {
+                const float *q = r + (size_t)ow * KW;
+                float mx = relu1(q[0] * s + t);
+                int best = 0;
+                for (int kh = 0; kh < KH; kh++)
+                    for (int kw = 0; kw < KW; kw++) {
+                        float v = relu1(q[(size_t)kh * W + kw] * s + t);
+                        if (v > mx || v != v) {
+                            mx = v;
+                            best = kh * KW + kw;
+                        }
+                    }
+                op[(size_t)oh * OW + ow] = mx;
+                ap[(size_t)oh * OW + ow] = (uint8_t)best;
+            }
+        }
+    }
+}
+
+/* The gradient at the window winners of one (H,W) plane, through ReLU
+ * (zero where the pooled value is not > 0, as cmr_relu_backward reading the
+ * ReLU output): calls f(pos, g) for each window with a nonzero gradient */
+#define FOR_WINNERS(dp, pp, ap, OH, OW, KH, KW, W, BODY)                          \
+    for (int oh_ = 0; oh_ < (OH); oh_++)                                          \
+        for (int ow_ = 0; ow_ < (OW); ow_++) {                                    \
+            size_t j_ = (size_t)oh_ * (OW) + ow_;                                 \
+            if (!((pp)[j_] > 0))                                                  \
+                continue;                                                         \
+            const float g = (dp)[j_];                                             \
+            const size_t pos = ((size_t)oh_ * (KH) + (ap)[j_] / (KW)) * (W) +     \
+                               (size_t)ow_ * (KW) + (ap)[j_] % (KW);              \
+            BODY;                                                                 \
+        }
+
+/* dpool (B,C,OH,OW) -> dx (B,C,H,W) += the scattered gradient (the hook path) */
+static void relu_pool_scatter(float *dx, const float *dpool, const float *pool, const uint8_t *arg, int B,
+                              int C, int H, int W, int KH, int KW)
+{
+    const int OH = H / KH, OW = W / KW;
+    for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+        const float *dp = dpool + bc * OH * OW, *pp = pool + bc * OH * OW;
+        const uint8_t *ap = arg + bc * OH * OW;
+        float *xp = dx + bc * H * W;
+        FOR_WINNERS(dp, pp, ap, OH, OW, KH, KW, W, xp[pos] += g)
+    }
+}
+
+/* The backward of out = maxpool(relu(batchnorm(x))) in training mode, from
+ * dpool (B,C,OH,OW), the forward's pool and arg, and x (B,C,H,W) (batch
+ * norm's input, with mean and rstd): dgamma, dbeta (C) += ..., and x is
+ * OVERWRITTEN with dL/dx. As cmr_batchnorm2d_backward with dout = the
+ * scattered gradient g (zero off the winners):
+ *   dx = k*g + (x - mean) * kq + ka,  k = gamma*rstd,
+ *   ka = -k * sum(g)/N,  kq = -k * rstd * sum(g * xhat)/N
+ * the sums over the winners only (in double). */
+static void bn_relu_pool_backward(float *x, float *dgamma, float *dbeta, const float *dpool, const float *pool,
+                                  const uint8_t *arg, const float *gamma, const float *mean, const float *rstd,
+                                  int B, int C, int H, int W, int KH, int KW)
+{
+    const int OH = H / KH, OW = W / KW;
+    const size_t HW = (size_t)H * W, P = (size_t)OH * OW;
+    const double n = (double)B * HW;
+    for (int c = 0; c < C; c++) {
+        const float m = mean[c], rs = rstd[c];
+        double sd = 0, sdx = 0;
+        for (int b = 0; b < B; b++) {
+            size_t bc = (size_t)b * C + c;
+            const float *dp = dpool + bc * P, *pp = pool + bc * P, *xp = x + bc * HW;
+            const uint8_t *ap = arg + bc * P;
+            FOR_WINNERS(dp, pp, ap, OH, OW, KH, KW, W, (sd += g, sdx += (double)g * (xp[pos] - m)))
+        }
+        sdx *= rs;
+        dbeta[c] += (float)sd;
+        dgamma[c] += (float)sdx;
+        const float k = gamma[c] * rs;
+        const float ka = (float)(-k * (sd / n)), kq = (float)(-k * rs * (sdx / n));
+        const v4f vka = v4f_set1(ka), vkq = v4f_set1(kq), vm = v4f_set1(m);
+        for (int b = 0; b < B; b++) {
+            size_t bc = (size_t)b * C + c;
+            const float *dp = dpool + bc * P, *pp = pool + bc * P;
+            const uint8_t *ap = arg + bc * P;
+            float *xp = x + bc * HW;
+            size_t j = 0;
+            for (; j + 4 <= HW; j += 4)
+                v4f_store(xp + j, (v4f_load(xp + j) - vm) * vkq + vka);
+            for (; j < HW; j++)
+                xp[j] = (xp[j] - m) * kq + ka;
+            FOR_WINNERS(dp, pp, ap, OH, OW, KH, KW, W, xp[pos] += k * g)
+        }
+    }
+}
+
 /* the eval scale and shift of every block, from the parameters and running statistics */
 static void fold_bn(struct cmr_model *m)
 {
@@ -398,16 +599,22 @@ static void trunk_forward(struct cmr_model *m, struct worker *w, const float *in
         struct cmr_pool2d_dims pd = {n, C, d.H, d.W, pools[l][0], pools[l][1]};
         if (train) {
             cmr_conv2d_forward(w->conv[l], w->scratch, h, p->conv_w, p->conv_b, &d);
-            if (m->bn_hook)
-                m->bn_hook->forward(m->bn_hook->ctx, l, w->act[l], a->bn_mean[l], a->bn_rstd[l], m->s.mean[l],
+            const float *y = w->conv[l];
+            if (m->bn_hook) {
+                /* the hook normalises into hook1; the epilogue then maps by 1, 0 */
+                m->bn_hook->forward(m->bn_hook->ctx, l, a->hook1, a->bn_mean[l], a->bn_rstd[l], m->s.mean[l],
                                     m->s.var[l], w->conv[l], p->bn_w, p->bn_b, n, C, HW, CMR_BN_MOMENTUM,
                                     CMR_BN_EPS);
-            else
-                cmr_batchnorm2d_forward_train(w->act[l], a->bn_mean[l], a->bn_rstd[l], m->s.mean[l],
-                                              m->s.var[l], w->conv[l], p->bn_w, p->bn_b, n, C, HW,
-                                              CMR_BN_MOMENTUM, CMR_BN_EPS);
-            cmr_relu_forward(w->act[l], w->act[l], (size_t)n * C * HW);
-            cmr_maxpool2d_forward(w->pool[l], w->arg[l], w->act[l], &pd);
+                for (int ch = 0; ch < C; ch++) {
+                    a->scale[l][ch] = 1.0f;
+                    a->shift[l][ch] = 0.0f;
+                }
+                y = a->hook1;
+            } else {
+                bn_train_stats(m, l, w->conv[l], n, C, HW);
+            }
+            bn_relu_pool_train(w->pool[l], w->arg[l], y, a->scale[l], a->shift[l], n, C, d.H, d.W, pd.KH,
+                               pd.KW);
             m->bn_count[l]++;
         } else {
             cmr_conv2d_forward(w->conv[0], w->scratch, h, p->conv_w, NULL, &d);
@@ -560,29 +767,35 @@ int cmr_model_backward(struct cmr_model *m, const float *dout, struct cmr_error 
                                 C * OW, E);
             cmr_maxtime_backward(dcur, dmt, w->mt_arg[l], n, C, OH, OW);
         }
-        memset(a->g1, 0, full * sizeof(float));
-        cmr_maxpool2d_backward(a->g1, dcur, w->arg[l], &pd);
-        memset(a->g2, 0, full * sizeof(float));
-        cmr_relu_backward(a->g2, a->g1, w->act[l], full);
-        memset(a->g1, 0, full * sizeof(float));
-        if (m->bn_hook)
-            m->bn_hook->backward(m->bn_hook->ctx, l, a->g1, m->g.blk[l].bn_w, m->g.blk[l].bn_b, a->g2,
+        /* dconv: dL/d(conv output), over the conv output itself (or the hook's buffer) */
+        float *dconv = w->conv[l];
+        if (m->bn_hook) {
+            if (hook_reserve(m, n))
+                return cmr_error_set(err, CMR_ENOMEM, "model: out of memory for the gradients of %d segments", n);
+            memset(a->hook1, 0, full * sizeof(float));
+            relu_pool_scatter(a->hook1, dcur, w->pool[l], w->arg[l], n, C, d.H, d.W, pd.KH, pd.KW);
+            memset(a->hook2, 0, full * sizeof(float));
+            m->bn_hook->backward(m->bn_hook->ctx, l, a->hook2, m->g.blk[l].bn_w, m->g.blk[l].bn_b, a->hook1,
                                  w->conv[l], m->p.blk[l].bn_w, a->bn_mean[l], a->bn_rstd[l], n, C, HW);
-        else
-            cmr_batchnorm2d_backward(a->g1, m->g.blk[l].bn_w, m->g.blk[l].bn_b, a->g2, w->conv[l],
-                                     m->p.blk[l].bn_w, a->bn_mean[l], a->bn_rstd[l], n, C, HW);
+            dconv = a->hook2;
+        } else {
+            bn_relu_pool_backward(w->conv[l], m->g.blk[l].bn_w, m->g.blk[l].bn_b, dcur, w->pool[l], w->arg[l],
+                                  m->p.blk[l].bn_w, a->bn_mean[l], a->bn_rstd[l], n, C, d.H, d.W, pd.KH,
+                                  pd.KW);
+        }
         if (l > 0) {
             memset(dprev, 0, (size_t)n * d.C * HW * sizeof(float));
-            cmr_conv2d_backward(dprev, m->g.blk[l].conv_w, m->g.blk[l].conv_b, w->scratch, a->g1,
+            cmr_conv2d_backward(dprev, m->g.blk[l].conv_w, m->g.blk[l].conv_b, w->scratch, dconv,
                                 w->pool[l - 1], m->p.blk[l].conv_w, &d);
         } else {
-            cmr_conv2d_backward(NULL, m->g.blk[l].conv_w, m->g.blk[l].conv_b, w->scratch, a->g1, w->x,
+            cmr_conv2d_backward(NULL, m->g.blk[l].conv_w, m->g.blk[l].conv_b, w->scratch, dconv, w->x,
                                 m->p.blk[l].conv_w, &d);
         }
         float *t = dcur;
         dcur = dprev;
         dprev = t;
     }
+    a->n_fwd = 0; /* the conv outputs now hold gradients: one backward per forward */
     return CMR_OK;
 }
 
