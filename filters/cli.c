@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -94,6 +95,22 @@ uint64_t cli_seed(const char *opt, const char *arg)
     if (end == arg || *end || errno)
         cli_usage_error("%s takes a non-negative integer, got '%s'", opt, arg);
     return (uint64_t)v;
+}
+
+void cli_bad_option(char **argv, int c)
+{
+    if (c == ':')
+        cli_usage_error("option '%s' needs a value", argv[optind - 1]);
+    if (optopt)
+        cli_usage_error("unknown option '-%c'", optopt);
+    cli_usage_error("unknown option '%s'", argv[optind - 1]);
+}
+
+const char *cli_nonempty(const char *opt, const char *what, const char *arg)
+{
+    if (!*arg)
+        cli_usage_error("%s takes %s, got ''", opt, what);
+    return arg;
 }
 
 void cli_check_stdout(int force)

@@ -34,6 +34,13 @@ double cli_double(const char *opt, const char *arg, double min, double max);
 long cli_long(const char *opt, const char *arg, long min, long max);
 uint64_t cli_seed(const char *opt, const char *arg);
 
+/* the error cases of a getopt_long loop run with opterr = 0 and an optstring
+ * starting with ':' (c is what getopt_long returned): exit 2 with
+ * "unknown option" or "option needs a value" */
+noreturn void cli_bad_option(char **argv, int c);
+/* an option value that must not be empty ("--npy takes a directory, got ''") */
+const char *cli_nonempty(const char *opt, const char *what, const char *arg);
+
 /* refuses to write binary frames to a terminal unless force (exit 2) */
 void cli_check_stdout(int force);
 /* flushes and closes stdout; a failed write becomes exit 1 (jq) */

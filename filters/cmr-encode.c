@@ -218,11 +218,7 @@ int main(int argc, char **argv)
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
-        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                cli_usage_error("unknown option '-%c'", optopt);
-            cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        default: cli_bad_option(argv, c);
         }
     }
     if (!model)

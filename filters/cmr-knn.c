@@ -243,24 +243,16 @@ int main(int argc, char **argv)
             cfg.shuffle = 1;
             break;
         case 'p':
-            if (!*optarg)
-                cli_usage_error("--playlists takes a file, got ''");
-            pl_file = optarg;
+            pl_file = cli_nonempty("--playlists", "a file", optarg);
             break;
         case 'K':
-            if (!*optarg)
-                cli_usage_error("--playlist-key takes a metadata key, got ''");
-            pl_key = optarg;
+            pl_key = cli_nonempty("--playlist-key", "a metadata key", optarg);
             break;
         case 'j': json = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
-        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                cli_usage_error("unknown option '-%c'", optopt);
-            cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        default: cli_bad_option(argv, c);
         }
     }
     if (argc - optind > 1)

@@ -1438,9 +1438,7 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":a:s:qvh", opts, NULL)) != -1) {
         switch (c) {
         case 'a':
-            if (!*optarg)
-                cli_usage_error("--audio takes a directory, got ''");
-            audio = optarg;
+            audio = cli_nonempty("--audio", "a directory", optarg);
             break;
         case O_SUBSET:
             if (subset_rank(optarg) < 0)
@@ -1460,11 +1458,7 @@ int main(int argc, char **argv)
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
-        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                cli_usage_error("unknown option '-%c'", optopt);
-            cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        default: cli_bad_option(argv, c);
         }
     }
     if (optind >= argc)

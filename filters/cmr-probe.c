@@ -308,24 +308,16 @@ int main(int argc, char **argv)
         case 'o': tol = cli_double("--tol", optarg, 1e-8, 1); break;
         case 'T': tags_mode = 1; break;
         case 'L':
-            if (!*optarg)
-                cli_usage_error("--label-key takes a metadata key, got ''");
-            label_key = optarg;
+            label_key = cli_nonempty("--label-key", "a metadata key", optarg);
             break;
         case 'S':
-            if (!*optarg)
-                cli_usage_error("--split-key takes a metadata key, got ''");
-            split_key = optarg;
+            split_key = cli_nonempty("--split-key", "a metadata key", optarg);
             break;
         case 'j': json = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
-        case ':': cli_usage_error("option '%s' needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                cli_usage_error("unknown option '-%c'", optopt);
-            cli_usage_error("unknown option '%s'", argv[optind - 1]);
+        default: cli_bad_option(argv, c);
         }
     }
     if (argc - optind > 1)
