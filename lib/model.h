@@ -236,7 +236,9 @@ int cmr_model_set_threads(struct cmr_model *m, int n);
 int cmr_model_forward(struct cmr_model *m, const float *x, int n, int train, float *out,
                       struct cmr_error *err);
 /* Backward of the last training forward: dout (n, out dim of forward) ->
- * accumulates (+=) into m->grads. cmr_model_zero_grad first. */
+ * accumulates (+=) into m->grads. cmr_model_zero_grad first. Once per
+ * training forward: it overwrites the forward's caches (a second call is
+ * CMR_ESTATE). */
 int cmr_model_backward(struct cmr_model *m, const float *dout, struct cmr_error *err);
 /* allocates m->grads if needed and zeroes it */
 int cmr_model_zero_grad(struct cmr_model *m);

@@ -439,6 +439,10 @@ static void test_states(void)
     ok(cmr_model_forward(m, x, 4, 1, y, &err) == CMR_OK && cmr_model_forward(m, x, 2, 0, y3, &err) == CMR_OK &&
            cmr_model_backward(m, y, &err) == CMR_ESTATE,
        "backward after an eval forward: %s", err.msg);
+    /* backward writes its gradients over the forward's conv outputs: once per forward */
+    ok(cmr_model_forward(m, x, 4, 1, y, &err) == CMR_OK && cmr_model_backward(m, y, &err) == CMR_OK &&
+           cmr_model_backward(m, y, &err) == CMR_ESTATE,
+       "a second backward of one forward: %s", err.msg);
     ok(cmr_model_reserve(m, 3, 1, &err) == CMR_OK && cmr_model_act_bytes(m) > 0, "reserve: %.1f MB of activations",
        cmr_model_act_bytes(m) / 1e6);
     /* the eval forward does not touch the running statistics; training moves them */
