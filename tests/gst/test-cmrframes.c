@@ -515,6 +515,9 @@ test_dec_errors (void)
   ok (msg != NULL, "dec: EOS inside a track: an error message");
   if (msg)
     gst_message_unref (msg);
+  /* drop the messages left: they hold the element, which holds the bus */
+  gst_bus_set_flushing (bus, TRUE);
+  gst_bus_set_flushing (bus, FALSE);
   g_byte_array_unref (a);
   gst_harness_teardown (h);
 
@@ -530,6 +533,9 @@ test_dec_errors (void)
   ok (msg != NULL, "dec: EOS inside a frame: an error message");
   if (msg)
     gst_message_unref (msg);
+  /* drop the messages left: they hold the element, which holds the bus */
+  gst_bus_set_flushing (bus, TRUE);
+  gst_bus_set_flushing (bus, FALSE);
   g_byte_array_unref (a);
   gst_harness_teardown (h);
   gst_object_unref (bus);
