@@ -119,7 +119,16 @@ static int auto_algo(const struct cmr_conv2d_dims *d, int bwd)
     return wino_cost(d, bwd) < im2col_cost(d, bwd) ? CMR_CONV2D_WINOGRAD : CMR_CONV2D_IM2COL;
 }
 
-int cmr_conv2d_algo(const struct cmr_conv2d_dims *d) { return auto_algo(d, 0); }
+/* The forward choice ignores the batch size (it is made as for a batch of
+ * 16): a segment's embedding must not depend on which other segments share
+ * its batch (cmr-encode batches across tracks, cmrencode per segment, the
+ * threads take chunks of a batch). */
+int cmr_conv2d_algo(const struct cmr_conv2d_dims *d)
+{
+    struct cmr_conv2d_dims ref = *d;
+    ref.B = 16;
+    return auto_algo(&ref, 0);
+}
 int cmr_conv2d_algo_backward(const struct cmr_conv2d_dims *d) { return auto_algo(d, 1); }
 
 size_t cmr_conv2d_scratch_floats(const struct cmr_conv2d_dims *d)

@@ -227,9 +227,13 @@ int main(void)
        "Winograd on a 3x3 kernel and an unknown algorithm are refused");
     struct cmr_conv2d_dims b2 = {16, 128, 94, 48, 256, 5, 5, 2, 2}, b5 = {16, 512, 5, 3, 512, 5, 5, 2, 2},
                            b1 = {16, 1, 188, 96, 128, 5, 5, 2, 2}, b4 = {1, 256, 23, 12, 512, 5, 5, 2, 2};
+    struct cmr_conv2d_dims b4x16 = b4;
+    b4x16.B = 16;
     ok(cmr_conv2d_algo(&b2) == CMR_CONV2D_WINOGRAD && cmr_conv2d_algo(&b5) == CMR_CONV2D_IM2COL &&
-       cmr_conv2d_algo(&b1) == CMR_CONV2D_IM2COL && cmr_conv2d_algo(&b4) == CMR_CONV2D_IM2COL,
-       "auto: Winograd for block 2 at batch 16; im2col for blocks 1 and 5, and block 4 at batch 1");
+       cmr_conv2d_algo(&b1) == CMR_CONV2D_IM2COL && cmr_conv2d_algo_backward(&b4) == CMR_CONV2D_IM2COL,
+       "auto: Winograd for block 2 at batch 16; im2col for blocks 1 and 5, and block 4's backward at batch 1");
+    ok(cmr_conv2d_algo(&b4) == cmr_conv2d_algo(&b4x16),
+       "auto: the forward choice does not depend on the batch (a segment's embedding does not depend on its batch)");
     test_paper_width(&r);
     test_gradcheck(&r, CMR_CONV2D_IM2COL);
     test_gradcheck(&r, CMR_CONV2D_WINOGRAD);
