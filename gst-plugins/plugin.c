@@ -30,4 +30,4 @@ plugin_init (GstPlugin * plugin)
 
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, cmr,
     "cmr: contrastive music representations (log-mel, encoders, frame streams)",
-    plugin_init, PACKAGE_VERSION, "unknown", PACKAGE_NAME, "unknown")
+    plugin_init, PACKAGE_VERSION, "GPL", PACKAGE_NAME, "unknown")
