@@ -12,7 +12,8 @@
 # AUDIO.stats and stored in the model. Env: BATCH (16), THREADS (cmr-train threads,
 # default 1), AUGMENT (1; 0 trains on plain 3 s crops), TRAIN_FLAGS (more cmr-train
 # options), STANDIN (1: an untrained cmr-model init model instead of training, to
-# test the graph). A killed run resumes from OUTDIR/checkpoint.cmr when run again.
+# test the graph), PROGRESS_EVERY (N: prefix the trainer's messages with the model's
+# name and keep every N-th epoch line, for trainings run side by side). A killed run resumes from OUTDIR/checkpoint.cmr when run again.
 . "$(dirname "$0")/common.sh"
 [ $# -eq 7 ] || { echo "usage: train.sh AUDIO.cmr OUTDIR STRATEGY LOSS WIDTH EPOCHS SEED" >&2; exit 2; }
 audio=$1 dir=$2 strategy=$3 loss=$4 width=$5 epochs=$6 seed=$7
@@ -61,12 +62,24 @@ resume=()
 [ -s "$dir/checkpoint.cmr" ] && resume=(--resume "$dir/checkpoint.cmr") &&
     say "resuming from $dir/checkpoint.cmr"
 say "training $loss/$strategy width $width, $epochs epochs, seed $seed"
-# shellcheck disable=SC2086
-cmr pair -q --strategy "$strategy" --epochs "$epochs" --seed "$seed" "${crop[@]}" "$audio" |
-    "${aug[@]}" | cmr mel |
-    cmr train --model "$model" --width "$width" --batch "${BATCH:-16}" --epochs "$epochs" \
-        --seed "$seed" --stats "$stats" --threads "${THREADS:-1}" \
-        --out "$dir/checkpoint.cmr" --log "$dir/train.tsv.part" "${resume[@]}" ${TRAIN_FLAGS:-}
+pipeline() {
+    # shellcheck disable=SC2086
+    cmr pair --strategy "$strategy" --epochs "$epochs" --seed "$seed" "${crop[@]}" "$audio" |
+        "${aug[@]}" | cmr mel |
+        cmr train --model "$model" --width "$width" --batch "${BATCH:-16}" --epochs "$epochs" \
+            --seed "$seed" --stats "$stats" --threads "${THREADS:-1}" \
+            --out "$dir/checkpoint.cmr" --log "$dir/train.tsv.part" "${resume[@]}" ${TRAIN_FLAGS:-}
+}
+if [ -n "${PROGRESS_EVERY:-}" ]; then
+    # several trainings side by side (make -j): each line names its model, and
+    # cmr-train's per-epoch lines are thinned to the first and every N-th epoch
+    name=$(basename "$dir")
+    pipeline 2>&1 | awk -v name="$name" -v n="$PROGRESS_EVERY" '
+        /^cmr-train: epoch [0-9]+:/ { e = $3 + 0; if (e > 0 && (e + 1) % n) next }
+        { print "[" name "] " $0; fflush() }' >&2
+else
+    pipeline
+fi
 # the finished model and its log, renamed only once training completed
 mv -f "$dir/train.tsv.part" "$dir/train.tsv"
 mv -f "$dir/checkpoint.cmr" "$dir/model.cmr"
