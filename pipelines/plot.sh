@@ -29,10 +29,10 @@ tmp_for "$out"
         echo "set title 'no training logs yet'; unset key; plot [0:1][0:1] NaN"
     else
         [ ${#acc[@]} -eq 0 ] || echo "set multiplot layout 2,1"
-        echo "set ylabel 'loss (log scale)'; set logscale y; set title 'training loss'"
+        echo "set ylabel 'loss (log scale)'; set logscale y; set format y '%g'; set title 'training loss'"
         echo "plot $(join "${loss[@]}")"
         if [ ${#acc[@]} -gt 0 ]; then
-            echo "unset logscale y; set ylabel 'accuracy'; set title 'contrastive accuracy (in-batch)'"
+            echo "unset logscale y; set format y '%g'; set ylabel 'accuracy'; set title 'contrastive accuracy (in-batch)'"
             echo "plot $(join "${acc[@]}")"
             echo "unset multiplot"
         fi
