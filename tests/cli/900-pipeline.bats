@@ -9,11 +9,11 @@ P=$CMR_SRCDIR/pipelines
 pmake() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$P" "$@"; }
 
 # mk_set DIR: 12 tracks of 8 s in 3 timbres (label), split 2/1/1 per label,
-# two playlists, and DIR/list.tsv with path track split label playlists
+# two playlists, tags, and DIR/list.tsv with path track split label playlists tags
 mk_set() {
-    local d=$1 i=0 label split pl
+    local d=$1 i=0 label split pl tags
     mkdir -p "$d"
-    printf 'path\ttrack\tsplit\tlabel\tplaylists\n' >"$d/list.tsv"
+    printf 'path\ttrack\tsplit\tlabel\tplaylists\ttags\n' >"$d/list.tsv"
     for label in low high noise; do
         for split in training training validation test; do
             i=$((i + 1))
@@ -27,7 +27,8 @@ mk_set() {
             [ $i -ge 8 ] && pl=pl-b
             [ $i -eq 5 ] && pl=pl-a,pl-b
             # relative paths: cmr-decode reads them against the list's folder
-            printf 't%d.wav\t%s/t%02d\t%s\t%s\t%s\n' $i $label $i $split $label "$pl" >>"$d/list.tsv"
+            case $label in low) tags=tonal,bass ;; high) tags=tonal,bright ;; noise) tags=noisy ;; esac
+            printf 't%d.wav\t%s/t%02d\t%s\t%s\t%s\t%s\n' $i $label $i $split $label "$pl" $tags >>"$d/list.tsv"
         done
     done
 }
@@ -52,7 +53,7 @@ have_train() { [ -x "$CMR_BINDIR/cmr-train" ]; }
     run -0 --separate-stderr "$P/features.sh" "$TMP/d/list.tsv" "$TMP/mfcc.cmr"
     run -0 cmr dump -n 0 "$TMP/mfcc.cmr"
     [ "$(grep -c '^tensor kind=summary .* shape=\[80\]' <<<"$output")" -eq 12 ]
-    [[ "$output" == *'track="noise/t12"'*'meta={"split":"test","label":"noise","playlists":"pl-b"}'* ]]
+    [[ "$output" == *'track="noise/t12"'*'meta={"split":"test","label":"noise","playlists":"pl-b","tags":"noisy"}'* ]]
     [ -z "$(ls "$TMP" | grep tmp)" ]
 }
 
@@ -84,6 +85,15 @@ have_train() { [ -x "$CMR_BINDIR/cmr-train" ]; }
     run -0 --separate-stderr pmake table3 GENRE=d/list.tsv PLAYLISTS=d/list.tsv CONFIGS= RESULTS=res NEGATIVES=all
     [ "$(stat -c %Y res/features/mfcc/genre.cmr res/scores/mfcc/*.json res/table3.md)" = "$before" ]
     [[ "$stderr" != *"[features"* ]]
+}
+
+@test "pipelines: make table3 with a tagging list adds the tag columns" {
+    mk_set "$TMP/d"
+    cd "$TMP"
+    run -0 --separate-stderr pmake table3 TAGS=d/list.tsv CONFIGS= RESULTS=res
+    [[ "$output" == *"| feature | loss | dim | Genre SVM | Genre LR | Inst SVM | Inst LR | HR@10 | MPR | tag ROC-AUC | tag PR-AUC |"* ]]
+    [[ "$output" == *"| MFCC | - | 40 | - (.397) | - (.401) | - (.473) | - (.481) | - (.196) | - (.381) | "[01].[0-9][0-9][0-9]" | "[01].[0-9][0-9][0-9]" |"* ]]
+    grep -q '"classifier":"logreg","task":"tags"' res/scores/mfcc/tags.json
 }
 
 @test "pipelines: make table3 without a task list, make train without DATA: exit 2" {
