@@ -24,6 +24,8 @@ static noreturn void usage(FILE *f, int code)
         "Usage: cmr-mel [OPTION]... [FILE|-]\n"
         "Log-mel spectrogram of mono 16 kHz \"audio\" frames (from cmr-resample), streaming.\n"
         "Reads FILE or stdin, writes \"mel\" frames [T, N-MELS].\n"
+        "Training clips (\"pair\", \"sequence\" frames [R, n] from cmr-pair or\n"
+        "cmr-augment) become the same kind [R, T, N-MELS], each row a clip of its own.\n"
         "\n"
         "Default (PAPER.md 1): periodic Hann 512, FFT 512, hop 256, centred frames with\n"
         "reflect padding, Slaney mel scale and area norm on the magnitude spectrum, then\n"
