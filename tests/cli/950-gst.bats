@@ -169,12 +169,14 @@ values() {
     [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
     [[ "$stderr$output" == *"Cannot load the model"* ]]
     # deterministic garbage: random bytes may start a valid MessagePack prefix (a truncation, not garbage)
+    # async=false: under load gst-launch-1.0 sometimes hangs when an error is posted while
+    # the default async sink is still prerolling (1 in 15 runs on 2 busy cores; not yet understood)
     yes 'not a cmr frame stream' | head -c 3000 >"$TMP/garbage"
-    run -1 --separate-stderr timeout 30 gst-launch-1.0 -q fdsrc fd=0 ! cmrframesdec ! fakesink \
+    run -1 --separate-stderr timeout 30 gst-launch-1.0 -q fdsrc fd=0 ! cmrframesdec ! fakesink async=false \
         <"$TMP/garbage"
     [[ "$stderr$output" == *"Bad cmr frame stream"* ]]
     cmr decode "$TMP/song.wav" | cmr resample | cmr mel | head -c 2000 >"$TMP/cut.frames"
-    run --separate-stderr timeout 30 gst-launch-1.0 -q fdsrc fd=0 ! cmrframesdec ! fakesink \
+    run --separate-stderr timeout 30 gst-launch-1.0 -q fdsrc fd=0 ! cmrframesdec ! fakesink async=false \
         <"$TMP/cut.frames"
     [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
     [[ "$stderr$output" == *"Truncated cmr frame stream"* ]]
