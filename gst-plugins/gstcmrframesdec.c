@@ -437,6 +437,10 @@ gst_cmr_frames_dec_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   GstMapInfo map;
   msgpack_unpacked res;
 
+  if (self->failed) {           /* one error per stream: upstream may push on */
+    gst_buffer_unref (buf);
+    return GST_FLOW_ERROR;
+  }
   if (!gst_buffer_map (buf, &map, GST_MAP_READ)) {
     gst_buffer_unref (buf);
     return GST_FLOW_ERROR;
@@ -480,12 +484,15 @@ gst_cmr_frames_dec_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     }
   }
   msgpack_unpacked_destroy (&res);
+  if (ret == GST_FLOW_ERROR)
+    self->failed = TRUE;
   return ret;
 }
 
 static void
 reset_stream (GstCmrFramesDec * self)
 {
+  self->failed = FALSE;
   gst_adapter_clear (self->adapter);
   msgpack_unpacker_destroy (&self->unpacker);
   msgpack_unpacker_init (&self->unpacker, MSGPACK_UNPACKER_INIT_BUFFER_SIZE);
@@ -521,6 +528,12 @@ gst_cmr_frames_dec_sink_event (GstPad * pad, GstObject * parent, GstEvent * even
       reset_stream (self);
       return gst_pad_event_default (pad, parent, event);
     case GST_EVENT_EOS:
+      if (self->failed) {
+        /* the error is out already: a second one (or an EOS) after it made
+         * gst-launch-1.0 hang now and then on a prerolling sink */
+        gst_event_unref (event);
+        return FALSE;
+      }
       if (gst_adapter_available (self->adapter) > 0 || self->header->len == 0
           || self->cur_track) {
         const gchar *what = self->header->len == 0 ? "the stream has no header frame"
@@ -529,6 +542,7 @@ gst_cmr_frames_dec_sink_event (GstPad * pad, GstObject * parent, GstEvent * even
         GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Truncated cmr frame stream"),
             ("cmrframesdec: after %" G_GINT64_FORMAT " frames: %s", self->frames, what));
         /* no EOS after the error: a sink still prerolling would wait on it */
+        self->failed = TRUE;
         gst_event_unref (event);
         return FALSE;
       }

@@ -33,6 +33,7 @@ struct _GstCmrFramesDec {
   gint64 frames;                /* frames parsed */
   gchar *cur_track;             /* track being output (NULL: none) */
   gboolean skipping;            /* the current track is filtered out */
+  gboolean failed;              /* an error was posted: stay quiet until a flush */
   GstCaps *caps;                /* caps of the buffers being output */
   GstClockTime base;            /* time the current track starts at */
   GstClockTime end;             /* end of the last buffer output */
