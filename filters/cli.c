@@ -113,6 +113,13 @@ const char *cli_nonempty(const char *opt, const char *what, const char *arg)
     return arg;
 }
 
+const char *cli_one_input(int argc, char **argv)
+{
+    if (argc - optind > 1)
+        cli_usage_error("at most one input file");
+    return optind < argc ? argv[optind] : NULL;
+}
+
 void cli_check_stdout(int force)
 {
     if (!force && isatty(STDOUT_FILENO))

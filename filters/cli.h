@@ -41,6 +41,9 @@ noreturn void cli_bad_option(char **argv, int c);
 /* an option value that must not be empty ("--npy takes a directory, got ''") */
 const char *cli_nonempty(const char *opt, const char *what, const char *arg);
 
+/* the one optional FILE operand after the options (NULL: stdin); more is exit 2 */
+const char *cli_one_input(int argc, char **argv);
+
 /* refuses to write binary frames to a terminal unless force (exit 2) */
 void cli_check_stdout(int force);
 /* flushes and closes stdout; a failed write becomes exit 1 (jq) */

@@ -247,10 +247,7 @@ int main(int argc, char **argv)
         default: cli_bad_option(argv, c);
         }
     }
-    if (argc - optind > 1)
-        cli_usage_error("at most one input file");
-    if (optind < argc)
-        input = argv[optind];
+    input = cli_one_input(argc, argv);
     if (s.cfg.stretch_min > s.cfg.stretch_max)
         cli_usage_error("--stretch-min (%g) should not exceed --stretch-max (%g)", s.cfg.stretch_min,
                         s.cfg.stretch_max);

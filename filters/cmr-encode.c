@@ -223,10 +223,7 @@ int main(int argc, char **argv)
     }
     if (!model)
         cli_usage_error("--model FILE is required");
-    if (argc - optind > 1)
-        cli_usage_error("at most one input file");
-    if (optind < argc)
-        input = argv[optind];
+    input = cli_one_input(argc, argv);
 
     s.m = cmr_model_load(model, &err);
     if (!s.m)

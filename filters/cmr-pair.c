@@ -456,10 +456,7 @@ int main(int argc, char **argv)
         default: cli_bad_option(argv, c);
         }
     }
-    if (argc - optind > 1)
-        cli_usage_error("at most one input file");
-    if (optind < argc)
-        input = argv[optind];
+    input = cli_one_input(argc, argv);
     if (s.crop_s < s.segment_s)
         cli_usage_error("--crop (%g s) should be at least --segment (%g s)", s.crop_s, s.segment_s);
     if (seq_opts && s.cfg.strategy != CMR_PAIR_SEQUENCE)

@@ -320,10 +320,7 @@ int main(int argc, char **argv)
         default: cli_bad_option(argv, c);
         }
     }
-    if (argc - optind > 1)
-        cli_usage_error("at most one input file");
-    if (optind < argc)
-        input = argv[optind];
+    input = cli_one_input(argc, argv);
     if (tags_mode && which == 1)
         cli_usage_error("--tags uses logistic regression only; drop --classifier svm");
     if (!label_key)

@@ -283,10 +283,7 @@ int main(int argc, char **argv)
         default: cli_bad_option(argv, c);
         }
     }
-    if (argc - optind > 1)
-        cli_usage_error("at most one input file");
-    if (optind < argc)
-        input = argv[optind];
+    input = cli_one_input(argc, argv);
     if (s.run_hop && !s.context)
         cli_usage_error("--run-hop needs --context");
     if (!s.hop)

@@ -407,10 +407,7 @@ int main(int argc, char **argv)
         cli_usage_error("--eval takes no --out, --init, --resume, --log or --stats (it only reads MODEL)");
     if (!r.out && !eval_path)
         cli_usage_error("--out FILE is required");
-    if (argc - optind > 1)
-        cli_usage_error("at most one input file");
-    if (optind < argc)
-        input = argv[optind];
+    input = cli_one_input(argc, argv);
     if (init_path && resume_path)
         cli_usage_error("--init and --resume exclude each other (a checkpoint carries its own weights)");
     if (mpi_opts && !mpi)
