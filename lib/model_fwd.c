@@ -114,6 +114,14 @@ static int grow(float **p, size_t *cap, size_t n)
     return 0;
 }
 
+/* worker buffers start on a cache line: every worker then runs a segment's
+ * GEMMs on buffers of the same alignment (see trunk_eval) */
+static void *alloc_aligned(size_t bytes)
+{
+    void *p = NULL;
+    return posix_memalign(&p, 64, bytes ? bytes : 1) ? NULL : p;
+}
+
 static void worker_free(struct worker *w)
 {
     free(w->x);
@@ -157,6 +165,20 @@ void cmr_model_acts_free(struct cmr_model *m)
     m->acts = NULL;
 }
 
+/* floats of scratch the inference linear layers pack their weights into */
+static size_t linear_pack_floats(const struct cmr_model_cfg *c)
+{
+    size_t n = 0;
+    for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+        int H, W, OH, OW;
+        block_dims(c, l, &H, &W, &OH, &OW);
+        size_t k = c->kind == CMR_MODEL_MULTI ? cmr_linear_fixed_scratch_floats(c->widths[l] * OW, c->emb) : 0;
+        n = k > n ? k : n;
+    }
+    size_t k = cmr_linear_fixed_scratch_floats(c->widths[4], c->emb);
+    return k > n ? k : n;
+}
+
 static size_t worker_bytes(const struct cmr_model_cfg *c, int cap, int train)
 {
     size_t n = (size_t)cap * SEG, conv_max = 0, scratch = 0, bytes = 0;
@@ -180,6 +202,9 @@ static size_t worker_bytes(const struct cmr_model_cfg *c, int cap, int train)
     }
     if (!train)
         n += conv_max;
+    size_t lin = linear_pack_floats(c);
+    if (lin > scratch)
+        scratch = lin;
     return (n + scratch) * sizeof(float) + bytes;
 }
 
@@ -189,7 +214,7 @@ static int worker_alloc(struct worker *w, const struct cmr_model_cfg *c, int cap
     w->cap = cap;
     w->train = train;
     size_t conv_max = 0, scratch = 0;
-    int bad = !(w->x = malloc((size_t)cap * SEG * sizeof(float)));
+    int bad = !(w->x = alloc_aligned((size_t)cap * SEG * sizeof(float)));
     for (int l = 0; l < CMR_MODEL_BLOCKS && !bad; l++) {
         int H, W, OH, OW;
         block_dims(c, l, &H, &W, &OH, &OW);
@@ -200,23 +225,26 @@ static int worker_alloc(struct worker *w, const struct cmr_model_cfg *c, int cap
             scratch = s;
         if (full > conv_max)
             conv_max = full;
-        bad |= !(w->pool[l] = malloc(pooled * sizeof(float)));
+        bad |= !(w->pool[l] = alloc_aligned(pooled * sizeof(float)));
         if (train) {
-            bad |= !(w->conv[l] = malloc(full * sizeof(float)));
-            bad |= !(w->arg[l] = malloc(pooled ? pooled : 1));
+            bad |= !(w->conv[l] = alloc_aligned(full * sizeof(float)));
+            bad |= !(w->arg[l] = alloc_aligned(pooled ? pooled : 1));
         }
         if (c->kind == CMR_MODEL_MULTI) {
             size_t nmt = (size_t)cap * c->widths[l] * OW;
-            bad |= !(w->mt[l] = malloc(nmt * sizeof(float)));
-            bad |= !(w->lvl[l] = malloc((size_t)cap * c->emb * sizeof(float)));
+            bad |= !(w->mt[l] = alloc_aligned(nmt * sizeof(float)));
+            bad |= !(w->lvl[l] = alloc_aligned((size_t)cap * c->emb * sizeof(float)));
             if (train)
-                bad |= !(w->mt_arg[l] = malloc(nmt * sizeof(int32_t)));
+                bad |= !(w->mt_arg[l] = alloc_aligned(nmt * sizeof(int32_t)));
         }
     }
     if (!train && !bad)
-        bad = !(w->conv[0] = malloc(conv_max * sizeof(float)));
+        bad = !(w->conv[0] = alloc_aligned(conv_max * sizeof(float)));
+    size_t lin = linear_pack_floats(c);
+    if (lin > scratch)
+        scratch = lin;
     if (!bad)
-        bad = !(w->scratch = malloc((scratch ? scratch : 1) * sizeof(float)));
+        bad = !(w->scratch = alloc_aligned((scratch ? scratch : 1) * sizeof(float)));
     if (bad) {
         worker_free(w);
         return CMR_ENOMEM;
@@ -581,9 +609,18 @@ static void fold_bn(struct cmr_model *m)
     }
 }
 
-/* the trunk on n segments of worker w; out (n, out dim of forward) */
-static void trunk_forward(struct cmr_model *m, struct worker *w, const float *in, int n, int train,
-                          float *out)
+/* Inference on n segments of worker w; out (n, out dim of forward).
+ * An embedding is a pure function of its segment and the model: never of
+ * the batch it came in, its place in it, the thread that ran it or the
+ * other tracks of the stream. OpenBLAS rounds an element of a GEMM
+ * differently depending on where it falls in the call (against the
+ * kernel's unroll, its blocking and the thread partition), under some
+ * kernel families (Haswell, Zen, SkylakeX) and not others, so every GEMM
+ * here either has a shape fixed by the model alone (one image of a large
+ * map: conv2d) or runs on cmr_gemm_fixed, whose elements are computed the
+ * same wherever they sit (Winograd, small maps, the linear layers); BLAS
+ * runs on one thread (cmr_model_forward). */
+static void trunk_eval(struct cmr_model *m, struct worker *w, const float *in, int n, float *out)
 {
     const struct cmr_model_cfg *c = &m->cfg;
     struct cmr_model_acts *a = m->acts;
@@ -595,48 +632,75 @@ static void trunk_forward(struct cmr_model *m, struct worker *w, const float *in
     for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
         const struct cmr_block_params *p = &m->p.blk[l];
         struct cmr_conv2d_dims d = conv_dims(c, l, n);
-        int C = d.OC, HW = d.H * d.W;
-        struct cmr_pool2d_dims pd = {n, C, d.H, d.W, pools[l][0], pools[l][1]};
-        if (train) {
-            cmr_conv2d_forward(w->conv[l], w->scratch, h, p->conv_w, p->conv_b, &d);
-            const float *y = w->conv[l];
-            if (m->bn_hook) {
-                /* the hook normalises into hook1; the epilogue then maps by 1, 0 */
-                m->bn_hook->forward(m->bn_hook->ctx, l, a->hook1, a->bn_mean[l], a->bn_rstd[l], m->s.mean[l],
-                                    m->s.var[l], w->conv[l], p->bn_w, p->bn_b, n, C, HW, CMR_BN_MOMENTUM,
-                                    CMR_BN_EPS);
-                for (int ch = 0; ch < C; ch++) {
-                    a->scale[l][ch] = 1.0f;
-                    a->shift[l][ch] = 0.0f;
-                }
-                y = a->hook1;
-            } else {
-                bn_train_stats(m, l, w->conv[l], n, C, HW);
-            }
-            bn_relu_pool_train(w->pool[l], w->arg[l], y, a->scale[l], a->shift[l], n, C, d.H, d.W, pd.KH,
-                               pd.KW);
-            m->bn_count[l]++;
-        } else {
-            cmr_conv2d_forward(w->conv[0], w->scratch, h, p->conv_w, NULL, &d);
-            bn_relu_pool_eval(w->pool[l], w->conv[0], a->scale[l], a->shift[l], n, C, d.H, d.W,
-                              pools[l][0], pools[l][1]);
-        }
+        int C = d.OC;
+        cmr_conv2d_forward(w->conv[0], w->scratch, h, p->conv_w, NULL, &d);
+        bn_relu_pool_eval(w->pool[l], w->conv[0], a->scale[l], a->shift[l], n, C, d.H, d.W, pools[l][0],
+                          pools[l][1]);
         int OH = d.H / pools[l][0], OW = d.W / pools[l][1];
         if (c->kind == CMR_MODEL_MULTI) {
             int nin = C * OW, E = c->emb;
-            if (train) {
-                cmr_maxtime_forward(w->mt[l], w->mt_arg[l], w->pool[l], n, C, OH, OW);
-            } else {
-                /* max over time without the argmax cache */
-                for (int bc = 0; bc < n * C; bc++)
-                    for (int f = 0; f < OW; f++) {
-                        const float *src = w->pool[l] + (size_t)bc * OH * OW + f;
-                        float mx = src[0];
-                        for (int t = 1; t < OH; t++)
-                            mx = src[(size_t)t * OW] > mx ? src[(size_t)t * OW] : mx;
-                        w->mt[l][(size_t)bc * OW + f] = mx;
-                    }
+            /* max over time without the argmax cache */
+            for (int bc = 0; bc < n * C; bc++)
+                for (int f = 0; f < OW; f++) {
+                    const float *src = w->pool[l] + (size_t)bc * OH * OW + f;
+                    float mx = src[0];
+                    for (int t = 1; t < OH; t++)
+                        mx = src[(size_t)t * OW] > mx ? src[(size_t)t * OW] : mx;
+                    w->mt[l][(size_t)bc * OW + f] = mx;
+                }
+            cmr_linear_forward_fixed(w->lvl[l], w->scratch, w->mt[l], m->p.head_w[l], m->p.head_b[l], n, nin, E);
+            for (int i = 0; i < n; i++)
+                memcpy(out + ((size_t)i * CMR_MODEL_BLOCKS + l) * E, w->lvl[l] + (size_t)i * E,
+                       (size_t)E * sizeof(float));
+        }
+        h = w->pool[l];
+    }
+    if (c->kind != CMR_MODEL_MULTI)
+        cmr_linear_forward_fixed(out, w->scratch, w->pool[4], m->p.fc_w, m->p.fc_b, n, c->widths[4], c->emb);
+}
+
+/* the trunk on n segments of worker w; out (n, out dim of forward) */
+static void trunk_forward(struct cmr_model *m, struct worker *w, const float *in, int n, int train,
+                          float *out)
+{
+    const struct cmr_model_cfg *c = &m->cfg;
+    struct cmr_model_acts *a = m->acts;
+    if (!train) {
+        trunk_eval(m, w, in, n, out);
+        return;
+    }
+    const float mean = c->mel_mean, inv = 1.0f / c->mel_std;
+    size_t nx = (size_t)n * SEG;
+    for (size_t i = 0; i < nx; i++)
+        w->x[i] = (in[i] - mean) * inv;
+    const float *h = w->x;
+    for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+        const struct cmr_block_params *p = &m->p.blk[l];
+        struct cmr_conv2d_dims d = conv_dims(c, l, n);
+        int C = d.OC, HW = d.H * d.W;
+        struct cmr_pool2d_dims pd = {n, C, d.H, d.W, pools[l][0], pools[l][1]};
+        cmr_conv2d_forward(w->conv[l], w->scratch, h, p->conv_w, p->conv_b, &d);
+        const float *y = w->conv[l];
+        if (m->bn_hook) {
+            /* the hook normalises into hook1; the epilogue then maps by 1, 0 */
+            m->bn_hook->forward(m->bn_hook->ctx, l, a->hook1, a->bn_mean[l], a->bn_rstd[l], m->s.mean[l],
+                                m->s.var[l], w->conv[l], p->bn_w, p->bn_b, n, C, HW, CMR_BN_MOMENTUM,
+                                CMR_BN_EPS);
+            for (int ch = 0; ch < C; ch++) {
+                a->scale[l][ch] = 1.0f;
+                a->shift[l][ch] = 0.0f;
             }
+            y = a->hook1;
+        } else {
+            bn_train_stats(m, l, w->conv[l], n, C, HW);
+        }
+        bn_relu_pool_train(w->pool[l], w->arg[l], y, a->scale[l], a->shift[l], n, C, d.H, d.W, pd.KH,
+                           pd.KW);
+        m->bn_count[l]++;
+        int OH = d.H / pools[l][0], OW = d.W / pools[l][1];
+        if (c->kind == CMR_MODEL_MULTI) {
+            int nin = C * OW, E = c->emb;
+            cmr_maxtime_forward(w->mt[l], w->mt_arg[l], w->pool[l], n, C, OH, OW);
             cmr_linear_forward(w->lvl[l], w->mt[l], m->p.head_w[l], m->p.head_b[l], n, nin, E);
             for (int i = 0; i < n; i++)
                 memcpy(out + ((size_t)i * CMR_MODEL_BLOCKS + l) * E, w->lvl[l] + (size_t)i * E,
@@ -702,13 +766,21 @@ int cmr_model_forward(struct cmr_model *m, const float *x, int n, int train, flo
     }
     a->n_fwd = 0; /* an inference pass reuses worker 0's buffers: no backward after it */
     fold_bn(m);
+    /* inference runs BLAS on one thread (whatever the caller set for
+     * training): a segment's rounding must not depend on a thread partition */
+    int blas_threads = cmr_nn_get_threads();
+    if (blas_threads != 1)
+        cmr_nn_set_threads(1);
     int nw = m->threads < n ? m->threads : n;
     if (nw <= 1) {
         trunk_forward(m, &a->w[0], x, n, 0, out);
+        if (blas_threads != 1)
+            cmr_nn_set_threads(blas_threads);
         return CMR_OK;
     }
     /* chunks: about two per thread, at least 4 segments (narrow GEMMs are slow),
-     * never more than a worker holds */
+     * never more than a worker holds; the chunking does not change a bit of
+     * the result (trunk_eval) */
     int cap = (n + nw - 1) / nw, chunk = (n + 2 * nw - 1) / (2 * nw);
     if (chunk < 4)
         chunk = cap < 4 ? cap : 4;
@@ -724,6 +796,8 @@ int cmr_model_forward(struct cmr_model *m, const float *x, int n, int train, flo
         if (started[i])
             pthread_join(th[i], NULL);
     pthread_mutex_destroy(&j.lock);
+    if (blas_threads != 1)
+        cmr_nn_set_threads(blas_threads);
     return CMR_OK;
 }
 
@@ -801,6 +875,45 @@ int cmr_model_backward(struct cmr_model *m, const float *dout, struct cmr_error 
 
 /* ---- the GRU of MelCPC ---- */
 
+/* Inference: one step of one sequence per GRU call, in fixed buffers, so
+ * that a step's context vector does not depend on how the caller cut the
+ * track into calls (cmr-encode's batches, cmrencode's buffers) or on the
+ * other sequences of the call (see trunk_eval). */
+static int gru_eval(struct cmr_model *m, const float *z, const float *h0, int B, int S, float *c,
+                    struct cmr_error *err)
+{
+    struct cmr_model_acts *a = m->acts;
+    const int E = m->cfg.emb, H = m->cfg.hidden;
+    struct cmr_gru_dims d = {1, 1, E, H};
+    if (grow(&a->gx, &a->gx_cap, (size_t)E) || grow(&a->gh0, &a->gh0_cap, (size_t)H) ||
+        grow(&a->gout, &a->gout_cap, (size_t)H) || grow(&a->gcache, &a->gcache_cap, cmr_gru_cache_floats(&d)) ||
+        grow(&a->gscratch, &a->gscratch_cap, cmr_gru_scratch_floats(&d)))
+        return cmr_error_set(err, CMR_ENOMEM, "model: out of memory for the GRU");
+    int blas_threads = cmr_nn_get_threads();
+    if (blas_threads != 1)
+        cmr_nn_set_threads(1);
+    for (int b = 0; b < B; b++) {
+        int have_h = h0 != NULL;
+        if (have_h)
+            memcpy(a->gh0, h0 + (size_t)b * H, (size_t)H * sizeof(float));
+        for (int t = 0; t < S; t++) {
+            memcpy(a->gx, z + ((size_t)b * S + t) * E, (size_t)E * sizeof(float));
+            cmr_gru_forward(a->gout, a->gcache, a->gscratch, a->gx, have_h ? a->gh0 : NULL, m->p.gru_w_ih,
+                            m->p.gru_w_hh, m->p.gru_b_ih, m->p.gru_b_hh, &d);
+            memcpy(c + ((size_t)b * S + t) * H, a->gout, (size_t)H * sizeof(float));
+            memcpy(a->gh0, a->gout, (size_t)H * sizeof(float));
+            have_h = 1;
+        }
+    }
+    if (blas_threads != 1)
+        cmr_nn_set_threads(blas_threads);
+    a->gB = B;
+    a->gS = S;
+    a->g_has_h0 = h0 != NULL;
+    a->g_train = 0;
+    return CMR_OK;
+}
+
 int cmr_model_gru_forward(struct cmr_model *m, const float *z, const float *h0, int B, int S,
                           int train, float *c, struct cmr_error *err)
 {
@@ -812,6 +925,8 @@ int cmr_model_gru_forward(struct cmr_model *m, const float *z, const float *h0, 
     if (acts_get(m))
         return cmr_error_set(err, CMR_ENOMEM, "model: out of memory");
     struct cmr_model_acts *a = m->acts;
+    if (!train)
+        return gru_eval(m, z, h0, B, S, c, err);
     struct cmr_gru_dims d = {B, S, cf->emb, cf->hidden};
     size_t nx = (size_t)B * S * cf->emb, nh = (size_t)B * cf->hidden, no = (size_t)B * S * cf->hidden;
     if (grow(&a->gx, &a->gx_cap, nx) || grow(&a->gh0, &a->gh0_cap, nh) ||

@@ -14,9 +14,11 @@
  *    cut into tiles of at most CONV_TILE columns; each tile's columns are
  *    built and multiplied while they are still in cache, and the GEMM writes
  *    straight into out (ldc = OH*OW).
- *  - small maps: g images are put side by side (g*OH*OW columns, at least
- *    CONV_GROUP_MIN) so that the GEMM is wide enough to run at full speed;
- *    the result goes through a (OC, g*OH*OW) staging buffer.
+ *  - small maps: g images are put side by side (g*OH*OW positions, at least
+ *    CONV_GROUP_MIN) so that the GEMM is large enough to run at full speed:
+ *    forward, their positions are the rows of one cmr_gemm_fixed (im2row,
+ *    so that an image's outputs do not depend on the images beside it),
+ *    through a (g*OH*OW, OC) staging buffer; backward, their columns.
  * Backward mirrors this: dW += dout . col^T, then dcol = W^T . dout into the
  * same buffer, then col2im adds dcol into dinp.
  */
@@ -135,8 +137,8 @@ size_t cmr_conv2d_scratch_floats(const struct cmr_conv2d_dims *d)
 {
     struct conv_plan pl = conv_plan(d);
     size_t n = (size_t)pl.K * pl.tile;      /* columns (or their gradient) */
-    if (pl.g > 1)
-        n += (size_t)d->OC * pl.tile;       /* staging for (OC, g*P) */
+    if (pl.P < CONV_GROUP_MIN)              /* staging for (OC, g*P), the packed weight */
+        n += (size_t)d->OC * pl.tile + cmr_gemm_fixed_pack_floats(d->OC, pl.K);
     if (wino_fits(d)) {
         size_t w = cmr_wino_scratch_floats(d->C, d->OC, d->B, d->H, d->W);
         n = w > n ? w : n;
@@ -187,6 +189,28 @@ static void im2col(float *col, int ld, const float *inp, int p0, int np,
     }
 }
 
+/* rows (P, ldr): row p holds the K = C*KH*KW inputs under output position p
+ * of one image inp (C,H,W), in the order of a weight row (0 outside the
+ * image): the transpose of im2col's columns */
+static void im2row(float *rows, int ldr, const float *inp, const struct cmr_conv2d_dims *d)
+{
+    const int H = d->H, W = d->W, OH = cmr_conv2d_oh(d), OW = cmr_conv2d_ow(d);
+    for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+            float *r = rows + (size_t)(oh * OW + ow) * ldr;
+            for (int c = 0; c < d->C; c++) {
+                const float *plane = inp + (size_t)c * H * W;
+                for (int kh = 0; kh < d->KH; kh++) {
+                    const int ih = oh + kh - d->PH;
+                    for (int kw = 0; kw < d->KW; kw++) {
+                        const int iw = ow + kw - d->PW;
+                        *r++ = ih < 0 || ih >= H || iw < 0 || iw >= W ? 0.0f : plane[(size_t)ih * W + iw];
+                    }
+                }
+            }
+        }
+}
+
 /* dinp (C,H,W) of one image += col2im of dcol (K, ld) columns for positions [p0, p0+np) */
 static void col2im_add(float *dinp, const float *dcol, int ld, int p0, int np,
                        const struct cmr_conv2d_dims *d)
@@ -228,7 +252,7 @@ static void im2col_forward(float *out, float *scratch, const float *inp, const f
     const size_t in_sz = (size_t)d->C * d->H * d->W, out_sz = (size_t)OC * P;
     float *col = scratch;
 
-    if (pl.g == 1) {
+    if (pl.P >= CONV_GROUP_MIN) {   /* never on the batch size: see below */
         for (int b = 0; b < d->B; b++) {
             const float *x = inp + b * in_sz;
             float *y = out + b * out_sz;
@@ -244,17 +268,23 @@ static void im2col_forward(float *out, float *scratch, const float *inp, const f
         }
         return;
     }
-    float *stage = scratch + (size_t)K * pl.tile;
+    /* small maps: g images' positions as the rows of one fixed GEMM (a
+     * position's outputs do not depend on the other rows, so an image's do
+     * not depend on its batch), stage (g*P, OC) = rows (g*P, K) . W^T */
+    float *stage = scratch + (size_t)K * pl.tile, *wp = stage + (size_t)OC * pl.tile;
+    cmr_gemm_fixed_pack(wp, weight, K, OC, K);
     for (int b0 = 0; b0 < d->B; b0 += pl.g) {
         int g = d->B - b0 < pl.g ? d->B - b0 : pl.g, n = g * P;
         for (int i = 0; i < g; i++)
-            im2col(col + (size_t)i * P, n, inp + (b0 + i) * in_sz, 0, P, d);
-        cmr_sgemm(0, 0, OC, n, K, 1.0f, weight, K, col, n, 0.0f, stage, n);
+            im2row(col + (size_t)i * P * K, K, inp + (b0 + i) * in_sz, d);
+        cmr_gemm_fixed(n, OC, K, col, K, wp, stage, OC);
         for (int i = 0; i < g; i++) {
             float *y = out + (b0 + i) * out_sz;
             for (int oc = 0; oc < OC; oc++) {
-                vaffine(y + (size_t)oc * P, stage + (size_t)oc * n + (size_t)i * P, (size_t)P, 1.0f,
-                        bias ? bias[oc] : 0.0f);
+                const float bv = bias ? bias[oc] : 0.0f;
+                const float *src = stage + (size_t)i * P * OC + oc;
+                for (int p = 0; p < P; p++)
+                    y[(size_t)oc * P + p] = src[(size_t)p * OC] + bv;
             }
         }
     }

@@ -12,6 +12,19 @@ void cmr_linear_forward(float *out, const float *inp, const float *weight, const
     cmr_sgemm(0, 1, N, OUT, IN, 1.0f, inp, IN, weight, IN, bias ? 1.0f : 0.0f, out, OUT);
 }
 
+size_t cmr_linear_fixed_scratch_floats(int IN, int OUT) { return cmr_gemm_fixed_pack_floats(OUT, IN); }
+
+void cmr_linear_forward_fixed(float *out, float *scratch, const float *inp, const float *weight,
+                              const float *bias, int N, int IN, int OUT)
+{
+    cmr_gemm_fixed_pack(scratch, weight, IN, OUT, IN);
+    cmr_gemm_fixed(N, OUT, IN, inp, IN, scratch, out, OUT);
+    if (bias)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OUT; o++)
+                out[(size_t)n * OUT + o] += bias[o];
+}
+
 void cmr_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int N, int IN, int OUT)
 {

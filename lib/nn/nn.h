@@ -61,6 +61,26 @@ void cmr_sgemm_naive(int transa, int transb, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc);
 
+/* ---------------------------------------------------------------------------
+ * The fixed GEMM, for inference: C (M,N) = A (M,K) . B^T with B (N,K) packed
+ * beforehand. Every element C[i][j] is the sum over k in order from 0 of
+ * A[i][k] * B[j][k], one fused multiply-add per term where the processor has
+ * AVX2 and FMA (one multiply and one add otherwise), from zero: its bits do
+ * not depend on M, N, i, j, the other rows or the thread that runs it. That
+ * is what makes an embedding independent of its batch (OpenBLAS rounds an
+ * element differently depending on where it falls in a call, under some
+ * kernel families). About as fast as single-threaded OpenBLAS on the
+ * encoder's Winograd shapes (docs/nn.md). lda >= K, ldc >= N.
+ */
+/* floats of a packed B (N,K): N rounded up to 16, times K */
+size_t cmr_gemm_fixed_pack_floats(int N, int K);
+/* Bp <- B (N,K) with ldb >= K, in panels of 16 rows of B, zero-padded */
+void cmr_gemm_fixed_pack(float *Bp, const float *B, int ldb, int N, int K);
+/* C (M,N) = A (M,K) . B^T from Bp; C may not alias A or Bp */
+void cmr_gemm_fixed(int M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc);
+/* 1 when the AVX2 + FMA kernel runs on this processor, 0 for the portable one */
+int cmr_gemm_fixed_fma(void);
+
 /* Sets the number of threads OpenBLAS uses for every later GEMM (process-wide,
  * not thread-safe against running GEMMs). n >= 1. Returns CMR_OK, CMR_EINVAL
  * for n < 1, or CMR_EUNSUPPORTED when the BLAS is not OpenBLAS. */
@@ -234,6 +254,12 @@ void cmr_linear_forward(float *out, const float *inp, const float *weight, const
  * dbias (OUT) += sum_n dout; each may be NULL                                 */
 void cmr_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                          const float *inp, const float *weight, int N, int IN, int OUT);
+/* The same on cmr_gemm_fixed (inference: each row of out depends on its row
+ * of inp alone, see cmr_gemm_fixed); scratch holds
+ * cmr_linear_fixed_scratch_floats(IN, OUT) floats (the packed weight). */
+size_t cmr_linear_fixed_scratch_floats(int IN, int OUT);
+void cmr_linear_forward_fixed(float *out, float *scratch, const float *inp, const float *weight,
+                              const float *bias, int N, int IN, int OUT);
 void cmr_linear_forward_naive(float *out, const float *inp, const float *weight,
                               const float *bias, int N, int IN, int OUT);
 void cmr_linear_backward_naive(float *dinp, float *dweight, float *dbias, const float *dout,

@@ -184,13 +184,17 @@ static struct wgeom wgeom_of(int B, int C, int OC, int H, int W)
     return w;
 }
 
+/* floats of one transformed weight matrix packed for cmr_gemm_fixed */
+static size_t packed_floats(const struct wgeom *w) { return cmr_gemm_fixed_pack_floats(w->OC4, w->C4); }
+
 size_t cmr_wino_tiles(int B, int H, int W) { return (size_t)B * ((H + 3) / 4) * ((W + 3) / 4); }
 
 /* U (or dU): 64*OC4*C4; P, Q: 64*Tg*max(C4,OC4) each; Xr, Dr: the repacked group */
 size_t cmr_wino_scratch_floats(int C, int OC, int B, int H, int W)
 {
     struct wgeom w = wgeom_of(B, C, OC, H, W);
-    return (size_t)64 * w.OC4 * w.C4 + (size_t)2 * 64 * w.xs +
+    size_t nu = (size_t)64 * w.OC4 * w.C4, npk = 64 * packed_floats(&w);
+    return (nu > npk ? nu : npk) + (size_t)2 * 64 * w.xs +
            (size_t)w.g * (w.C4 + w.OC4) * w.Hp * w.Wp;
 }
 
@@ -359,6 +363,31 @@ static void weight_transform(float *U, const float *weight, int OC, int C, int f
         }
 }
 
+/* Up[xi] (OC4, C4) = G g G^T, forward (flip == 0) only, packed for
+ * cmr_gemm_fixed: Up[xi][o / 16][c][o % 16], zero-padded */
+static void weight_transform_packed(float *Up, const float *weight, int OC, int C, const struct wgeom *w)
+{
+    const size_t ps = packed_floats(w);
+    const int C4 = w->C4;
+    memset(Up, 0, sizeof(float) * 64 * ps);
+    for (int m = 0; m < OC; m++)
+        for (int k0 = 0; k0 < C; k0 += 4) {
+            v4f gg[25], u[64];
+            memset(gg, 0, sizeof gg);
+            for (int l = 0; l < 4 && k0 + l < C; l++) {
+                const float *src = weight + ((size_t)m * C + k0 + l) * 25;
+                for (int i = 0; i < 25; i++)
+                    gg[i][l] = src[i];
+            }
+            tf2(u, gg, &WINO_G[0][0], 8, 5);
+            for (int x = 0; x < 64; x++) {
+                float *dst = Up + x * ps + ((size_t)(m / 16) * C4 + k0) * 16 + m % 16;
+                for (int l = 0; l < 4; l++)
+                    dst[l * 16] = u[x][l];
+            }
+        }
+}
+
 /* dweight (OC,C,5,5) += G^T dU G, dU[xi][o][c] (OC4, C4) */
 static void weight_grad_transform(float *dweight, const float *dU, const struct wgeom *w)
 {
@@ -384,7 +413,9 @@ struct wbufs {
 static struct wbufs wbufs_of(float *scratch, const struct wgeom *w)
 {
     struct wbufs b;
-    size_t nu = (size_t)64 * w->OC4 * w->C4, np = (size_t)64 * w->xs;
+    size_t nu = (size_t)64 * w->OC4 * w->C4, np = (size_t)64 * w->xs, npk = 64 * packed_floats(w);
+    if (npk > nu)
+        nu = npk;
     b.U = scratch;
     b.P = b.U + nu;
     b.Q = b.P + np;
@@ -399,18 +430,19 @@ void cmr_wino_forward(float *out, float *scratch, const float *inp, const float 
     const struct wgeom w = wgeom_of(B, C, OC, H, W);
     const struct wbufs s = wbufs_of(scratch, &w);
     const size_t in_sz = (size_t)C * H * W, out_sz = (size_t)OC * H * W;
-    const size_t ps = w.xs, qs = w.xs;
-    weight_transform(s.U, weight, OC, C, 0, &w);
+    const size_t ps = w.xs, qs = w.xs, us = packed_floats(&w);
+    weight_transform_packed(s.U, weight, OC, C, &w);
     for (int b0 = 0; b0 < B; b0 += w.g) {
         const int g = B - b0 < w.g ? B - b0 : w.g, ng = g * w.TI;
         repack(s.Xr, inp + b0 * in_sz, g, C, w.C4, &w);
         for (int t0 = 0; t0 < ng; t0 += w.ts) {
             const int nt = ng - t0 < w.ts ? ng - t0 : w.ts;
             input_transform(s.P, s.Xr, w.C4, &w, t0, nt);
-            /* M[xi] (nt, OC4) = V[xi] (nt, C4) . U[xi]^T (C4, OC4) */
+            /* M[xi] (nt, OC4) = V[xi] (nt, C4) . U[xi]^T (C4, OC4), on the
+             * fixed GEMM: a tile's outputs do not depend on the other tiles
+             * of the group, so an image's do not depend on its batch */
             for (int x = 0; x < 64; x++)
-                cmr_sgemm(0, 1, nt, w.OC4, w.C4, 1.0f, s.P + x * ps, w.C4,
-                          s.U + (size_t)x * w.OC4 * w.C4, w.C4, 0.0f, s.Q + x * qs, w.OC4);
+                cmr_gemm_fixed(nt, w.OC4, w.C4, s.P + x * ps, w.C4, s.U + x * us, s.Q + x * qs, w.OC4);
             output_transform(out + b0 * out_sz, 0, s.Q, OC, w.OC4, bias, &w, t0, nt);
         }
     }
