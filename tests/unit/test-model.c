@@ -712,6 +712,87 @@ static void test_gradients(void)
     }
 }
 
+/* Inference is a pure function of the segment: the same bytes whatever the
+ * batch (1, 5, 16), the chunk of it a thread takes (threads 1 and 2, and 3
+ * on 5) and the segments beside it. Width 0.25 puts the Winograd blocks,
+ * the small-map im2col blocks and the linear layers on the path (the
+ * algorithm each block takes is printed). Under OpenBLAS's Haswell, Zen and
+ * SkylakeX kernels a batched OpenBLAS GEMM broke this. MelCPC: the GRU over
+ * the sequence in one call, in two pieces, and step by step. */
+static void test_invariance(void)
+{
+    for (int ki = 0; ki < 3; ki++) {
+        struct cmr_model_cfg cfg;
+        struct cmr_error err = {0};
+        cmr_model_cfg_default(&cfg, (enum cmr_model_kind)ki, 0.25);
+        struct cmr_model *m = cmr_model_new(&cfg, &err);
+        if (!m) {
+            printf("Bail out! %s\n", err.msg);
+            exit(99);
+        }
+        cmr_model_init(m, 3);
+        for (int l = 0; l < CMR_MODEL_BLOCKS; l++)
+            for (int ch = 0; ch < cfg.widths[l]; ch++) {
+                m->s.mean[l][ch] = 0.01f * (float)(ch % 5 - 2);
+                m->s.var[l][ch] = 0.5f + 0.1f * (float)(ch % 3);
+            }
+        if (ki == 0) {
+            static const int H[5] = {188, 94, 47, 23, 5}, W[5] = {96, 48, 24, 12, 3};
+            for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
+                struct cmr_conv2d_dims d = {16, l ? cfg.widths[l - 1] : 1, H[l], W[l], cfg.widths[l], 5, 5, 2, 2};
+                diag("width 0.25, block %d: %s", l + 1,
+                     cmr_conv2d_algo(&d) == CMR_CONV2D_WINOGRAD ? "Winograd" : "im2col");
+            }
+        }
+        const int n = 16, D = ki == CMR_MODEL_CPC ? cfg.emb : cmr_model_out_dim(&cfg);
+        float *x = mt_segments(31, n), *ref = FBUF((size_t)n * D), *y = FBUF((size_t)n * D);
+        cmr_model_set_threads(m, 1);
+        int okf = cmr_model_forward(m, x, n, 0, ref, &err) == CMR_OK;
+        static const int batches[] = {1, 5, 16};
+        for (int threads = 1; threads <= 3; threads++) {
+            cmr_model_set_threads(m, threads);
+            for (int bi = 0; bi < 3; bi++) {
+                int b = batches[bi];
+                if (threads == 3 && b != 5)
+                    continue;
+                memset(y, 0xff, sizeof(float) * (size_t)n * D);
+                for (int i0 = 0; i0 < n && okf; i0 += b) {
+                    int cnt = n - i0 < b ? n - i0 : b;
+                    okf &= cmr_model_forward(m, x + (size_t)i0 * SEGF, cnt, 0, y + (size_t)i0 * D, &err) == CMR_OK;
+                }
+                ok(okf && !memcmp(y, ref, sizeof(float) * (size_t)n * D),
+                   "%s: batch %d, %d thread%s: the same bytes as batch 16, 1 thread", cmr_model_kind_name(ki), b,
+                   threads, threads > 1 ? "s" : "");
+            }
+        }
+        /* a segment beside other segments: its embedding alone, last in a batch */
+        memcpy(x, x + (size_t)7 * SEGF, sizeof(float) * SEGF);
+        cmr_model_set_threads(m, 1);
+        ok(cmr_model_forward(m, x, 9, 0, y, &err) == CMR_OK && !memcmp(y, ref + (size_t)7 * D, sizeof(float) * D) &&
+               !memcmp(y + (size_t)8 * D, ref + (size_t)8 * D, sizeof(float) * D),
+           "%s: a segment's embedding does not depend on its place in the batch", cmr_model_kind_name(ki));
+        if (ki == CMR_MODEL_CPC) {
+            const int H = cfg.hidden;
+            float *c1 = FBUF((size_t)n * H), *c2 = FBUF((size_t)n * H);
+            int g = cmr_model_gru_forward(m, ref, NULL, 1, n, 0, c1, &err) == CMR_OK &&
+                    cmr_model_gru_forward(m, ref, NULL, 1, 5, 0, c2, &err) == CMR_OK &&
+                    cmr_model_gru_forward(m, ref + 5 * (size_t)D, c2 + 4 * (size_t)H, 1, n - 5, 0, c2 + 5 * (size_t)H,
+                                          &err) == CMR_OK;
+            ok(g && !memcmp(c1, c2, sizeof(float) * (size_t)n * H), "cpc: the GRU in one call or in two pieces");
+            for (int t = 0; t < n && g; t++)
+                g = cmr_model_gru_forward(m, ref + (size_t)t * D, t ? c2 + (size_t)(t - 1) * H : NULL, 1, 1, 0,
+                                          c2 + (size_t)t * H, &err) == CMR_OK;
+            ok(g && !memcmp(c1, c2, sizeof(float) * (size_t)n * H), "cpc: the GRU step by step");
+            free(c1);
+            free(c2);
+        }
+        free(x);
+        free(ref);
+        free(y);
+        cmr_model_free(m);
+    }
+}
+
 int main(void)
 {
     tap_plan_none();
@@ -727,6 +808,7 @@ int main(void)
     test_safetensors();
     test_states();
     test_gradients();
+    test_invariance();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     (void)!system(cmd);
