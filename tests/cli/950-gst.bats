@@ -208,12 +208,12 @@ one_error_each_time() {
     # gst-launch-1.0 reports the error and exits (it used to print it up to 9
     # times and hang in 6 of 19 runs)
     one_error_each_time 20 "cmrmel n-fft=513"
-    one_error_each_time 5 "cmrmel f-min=5000 f-max=4000"
-    one_error_each_time 5 "cmrmel norm=$TMP/missing.stats"
+    one_error_each_time 3 "cmrmel f-min=5000 f-max=4000"
+    one_error_each_time 3 "cmrmel norm=$TMP/missing.stats"
     grep -q 'Cannot use the stats file' "$TMP/out"
-    one_error_each_time 5 "cmrmel ! cmrencode model=$TMP/missing.cmr"
+    one_error_each_time 3 "cmrmel ! cmrencode model=$TMP/missing.cmr"
     echo "not a model" >"$TMP/bad.cmr"
-    one_error_each_time 5 "cmrmel ! cmrencode model=$TMP/bad.cmr"
+    one_error_each_time 3 "cmrmel ! cmrencode model=$TMP/bad.cmr"
     grep -q 'Cannot load the model' "$TMP/out"
 }
 
