@@ -453,6 +453,10 @@ gst_cmr_encode_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   gboolean reload;
   gint batch;
 
+  if (self->failed) {           /* the error is out already: one per stream */
+    gst_buffer_unref (buf);
+    return GST_FLOW_ERROR;
+  }
   g_mutex_lock (&self->lock);
   reload = self->reload || !self->model;
   batch = self->batch;
@@ -551,6 +555,9 @@ gst_cmr_encode_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 
 done:
   gst_buffer_unref (buf);
+  /* the error is out (ours, or downstream's): stay quiet from now on */
+  if (ret == GST_FLOW_ERROR || ret == GST_FLOW_NOT_NEGOTIATED)
+    self->failed = TRUE;
   return ret;
 }
 
@@ -571,14 +578,16 @@ gst_cmr_encode_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       ok = gst_structure_get_int (s, "n-mels", &n_mels) && gst_structure_get_int (s, "rate", &rate)
           && gst_structure_get_int (s, "hop", &hop) && n_mels == F && rate > 0 && hop > 0;
       gst_event_unref (event);
-      if (!ok)
+      if (!ok || self->failed)
         return FALSE;
       if (self->in_run && (rate != self->rate || hop != self->mel_hop))
         end_run (self);
       self->rate = rate;
       self->mel_hop = hop;
-      if (!self->model && !load_model (self))
+      if (!self->model && !load_model (self)) {
+        self->failed = TRUE;
         return FALSE;
+      }
       return push_caps (self);
     }
     case GST_EVENT_FLUSH_STOP:
@@ -590,7 +599,12 @@ gst_cmr_encode_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       self->discont = TRUE;
       return gst_pad_event_default (pad, parent, event);
     case GST_EVENT_EOS:
-      end_run (self);
+      if (self->failed || end_run (self) == GST_FLOW_ERROR) {
+        /* no EOS after an error: a sink still prerolling would wait on it */
+        self->failed = TRUE;
+        gst_event_unref (event);
+        return FALSE;
+      }
       if (self->pending_stage) {
         gst_pad_push_event (self->srcpad, self->pending_stage);
         self->pending_stage = NULL;
@@ -641,7 +655,8 @@ gst_cmr_encode_change_state (GstElement * element, GstStateChange transition)
 
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_PAUSED:
-      /* fail early on a bad model file */
+      /* fail early, once, on a bad model file */
+      self->failed = FALSE;
       if (!load_model (self))
         return GST_STATE_CHANGE_FAILURE;
       self->n = 0;

@@ -44,6 +44,7 @@ struct _GstCmrEncode {
   gboolean have_h;
   gboolean discont;
   GstEvent *pending_stage;
+  gboolean failed;              /* an error was posted: stay quiet until READY */
 };
 
 GST_ELEMENT_REGISTER_DECLARE (cmrencode);

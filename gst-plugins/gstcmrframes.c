@@ -388,9 +388,14 @@ gst_cmr_frames_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   gboolean ts, wc;
   gchar *track;
 
+  if (self->failed) {           /* the error is out already: one per stream */
+    gst_buffer_unref (buf);
+    return GST_FLOW_ERROR;
+  }
   if (self->kind == GST_CMR_KIND_NONE) {
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL), ("cmrframes: data before caps"));
     gst_buffer_unref (buf);
+    self->failed = TRUE;
     return GST_FLOW_NOT_NEGOTIATED;
   }
   /* the property names the track unless a cmr-track event did */
@@ -403,6 +408,7 @@ gst_cmr_frames_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   g_free (track);
   if (ret != GST_FLOW_OK) {
     gst_buffer_unref (buf);
+    self->failed = ret == GST_FLOW_ERROR;
     return ret;
   }
 
@@ -480,12 +486,15 @@ gst_cmr_frames_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 done:
   gst_buffer_unmap (buf, &map);
   gst_buffer_unref (buf);
+  /* the error is out (ours, or downstream's): stay quiet from now on */
+  self->failed = ret == GST_FLOW_ERROR;
   return ret;
 
 nomem:
   gst_buffer_unmap (buf, &map);
   gst_buffer_unref (buf);
   GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cmrframes: out of memory"));
+  self->failed = TRUE;
   return GST_FLOW_ERROR;
 }
 
@@ -605,7 +614,9 @@ gst_cmr_frames_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       self->need_segment = TRUE;
       return gst_pad_event_default (pad, parent, event);
     case GST_EVENT_EOS:
-      if (!self->header_sent)
+      /* no EOS after an error: a sink still prerolling would wait on it */
+      ok = !self->failed;
+      if (ok && !self->header_sent)
         ok = send_header (self) == GST_FLOW_OK;
       if (ok && !self->cur_track) {
         gchar *track;
@@ -619,6 +630,7 @@ gst_cmr_frames_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       if (ok)
         ok = end_track (self) == GST_FLOW_OK;
       if (!ok) {
+        self->failed = TRUE;
         gst_event_unref (event);
         return FALSE;
       }
@@ -656,6 +668,7 @@ static void
 reset_stream (GstCmrFrames * self)
 {
   self->kind = GST_CMR_KIND_NONE;
+  self->failed = FALSE;
   self->header_sent = FALSE;
   self->need_segment = TRUE;
   g_clear_pointer (&self->cur_track, g_free);

@@ -46,6 +46,7 @@ struct _GstCmrFrames {
   guint64 bytes;                /* bytes pushed */
   GstSegment segment;           /* the input's, for stream times */
   struct cmr_frame fr;
+  gboolean failed;              /* an error was posted: stay quiet until READY */
 };
 
 GST_ELEMENT_REGISTER_DECLARE (cmrframes);

@@ -6,8 +6,11 @@
  *
  * Reads the frame stream a cmr filter writes (docs/frames.md) and pushes its
  * tensor frames as buffers, so that filter output can feed a GStreamer
- * pipeline. Every frame is checked by cmr's frame reader (lib/frame.c); a
- * malformed or truncated stream is an error.
+ * pipeline. The bytes go through cmr's push-mode frame decoder
+ * (cmr_decoder_*, lib/frame.c), the frame reader's code: every frame is
+ * checked as the filters check it, a declared length or count above the
+ * limit is refused as soon as its header bytes arrive (at most one frame is
+ * held), and a malformed or truncated stream is an error, posted once.
  *
  * - kind "audio" [n, channels] -> `audio/x-raw, format=F32LE, layout=interleaved`
  * - kind "mel" [T, F] -> `application/x-cmr-mel, n-mels=F` (cmrencode's input)
@@ -132,10 +135,6 @@ gst_cmr_frames_dec_init (GstCmrFramesDec * self)
 
   g_mutex_init (&self->lock);
   self->hop = DEFAULT_HOP;
-  self->adapter = gst_adapter_new ();
-  msgpack_unpacker_init (&self->unpacker, MSGPACK_UNPACKER_INIT_BUFFER_SIZE);
-  self->header = g_byte_array_new ();
-  self->scratch = g_byte_array_new ();
   cmr_frame_init (&self->fr);
 }
 
@@ -151,10 +150,7 @@ gst_cmr_frames_dec_finalize (GObject * object)
     gst_event_unref (self->track_event);
   if (self->caps)
     gst_caps_unref (self->caps);
-  g_object_unref (self->adapter);
-  msgpack_unpacker_destroy (&self->unpacker);
-  g_byte_array_unref (self->header);
-  g_byte_array_unref (self->scratch);
+  cmr_decoder_free (self->dec);
   cmr_frame_free (&self->fr);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (gst_cmr_frames_dec_parent_class)->finalize (object);
@@ -374,116 +370,93 @@ handle_tensor (GstCmrFramesDec * self, const struct cmr_frame *fr)
   return gst_pad_push (self->srcpad, buf);
 }
 
-/* validates frame bytes [data, data + len) with cmr's reader and handles it */
+/* posts the decoder's error, once per stream */
 static GstFlowReturn
-handle_frame (GstCmrFramesDec * self, const guint8 * data, gsize len)
+decode_error (GstCmrFramesDec * self, int rc, const struct cmr_error *err)
+{
+  if (rc == CMR_ETRUNCATED || rc == CMR_ENOHEADER)
+    GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Truncated cmr frame stream"),
+        ("%s", cmr_error_text (err, rc)));
+  else if (rc == CMR_ENOMEM)
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("%s", cmr_error_text (err, rc)));
+  else
+    GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Bad cmr frame stream"),
+        ("%s", cmr_error_text (err, rc)));
+  self->failed = TRUE;
+  return GST_FLOW_ERROR;
+}
+
+/* one checked frame from the decoder */
+static GstFlowReturn
+handle_frame (GstCmrFramesDec * self, const struct cmr_frame *fr)
+{
+  switch (fr->type) {
+    case CMR_FRAME_HEADER:
+      /* a later header (streams joined with cat) describes the same kind of data */
+      if (!self->have_header)
+        handle_header (self, fr);
+      self->have_header = TRUE;
+      return GST_FLOW_OK;
+    case CMR_FRAME_TENSOR:
+      return handle_tensor (self, fr);
+    case CMR_FRAME_END:
+      if (self->cur_track && !strcmp (self->cur_track, fr->track))
+        g_clear_pointer (&self->cur_track, g_free);
+      if (fr->error)
+        GST_ELEMENT_WARNING (self, STREAM, DECODE, (NULL),
+            ("cmrframesdec: track \"%s\" ended with an error: %s", fr->track, fr->error));
+      return GST_FLOW_OK;
+    default:
+      return GST_FLOW_OK;
+  }
+}
+
+/* hands downstream every frame that the bytes fed so far complete */
+static GstFlowReturn
+take_frames (GstCmrFramesDec * self)
 {
   struct cmr_error err = { 0 };
-  struct cmr_reader *rd;
-  gboolean first = self->header->len == 0;
   GstFlowReturn ret = GST_FLOW_OK;
   int rc;
 
-  g_byte_array_set_size (self->scratch, 0);
-  g_byte_array_append (self->scratch, self->header->data, self->header->len);
-  g_byte_array_append (self->scratch, data, len);
-  rd = cmr_reader_new_mem (self->scratch->data, self->scratch->len, "cmrframesdec");
-  if (!rd) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cmrframesdec: out of memory"));
-    return GST_FLOW_ERROR;
-  }
-  rc = cmr_reader_next (rd, &self->fr, &err);
-  if (rc == CMR_OK && !first)
-    rc = cmr_reader_next (rd, &self->fr, &err);
-  cmr_reader_free (rd);
-  if (rc != CMR_OK) {
-    /* the message counts frames and bytes from the header we prepended */
-    GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Bad cmr frame stream"),
-        ("cmrframesdec: frame %" G_GINT64_FORMAT ": %s", self->frames,
-            cmr_error_text (&err, rc)));
-    return GST_FLOW_ERROR;
-  }
-  self->frames++;
-  switch (self->fr.type) {
-    case CMR_FRAME_HEADER:
-      if (first) {
-        g_byte_array_append (self->header, data, len);
-        handle_header (self, &self->fr);
-      }
-      /* a later header (streams joined with cat) describes the same kind of data */
-      break;
-    case CMR_FRAME_TENSOR:
-      ret = handle_tensor (self, &self->fr);
-      break;
-    case CMR_FRAME_END:
-      if (self->cur_track && !strcmp (self->cur_track, self->fr.track))
-        g_clear_pointer (&self->cur_track, g_free);
-      if (self->fr.error)
-        GST_ELEMENT_WARNING (self, STREAM, DECODE, (NULL),
-            ("cmrframesdec: track \"%s\" ended with an error: %s", self->fr.track,
-                self->fr.error));
-      break;
-    default:
-      break;
-  }
-  return ret;
+  while ((rc = cmr_decoder_next (self->dec, &self->fr, &err)) == CMR_OK
+      && (ret = handle_frame (self, &self->fr)) == GST_FLOW_OK);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  if (rc < 0)
+    return decode_error (self, rc, &err);
+  return GST_FLOW_OK;           /* CMR_DECODER_MORE, or CMR_EOF after the end */
 }
 
 static GstFlowReturn
 gst_cmr_frames_dec_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 {
   GstCmrFramesDec *self = GST_CMR_FRAMES_DEC (parent);
-  GstFlowReturn ret = GST_FLOW_OK;
+  struct cmr_error err = { 0 };
+  GstFlowReturn ret;
   GstMapInfo map;
-  msgpack_unpacked res;
+  int rc;
 
   if (self->failed) {           /* one error per stream: upstream may push on */
     gst_buffer_unref (buf);
     return GST_FLOW_ERROR;
   }
-  if (!gst_buffer_map (buf, &map, GST_MAP_READ)) {
-    gst_buffer_unref (buf);
-    return GST_FLOW_ERROR;
-  }
-  if (!msgpack_unpacker_reserve_buffer (&self->unpacker, map.size)) {
-    gst_buffer_unmap (buf, &map);
+  if (!self->dec) {
     gst_buffer_unref (buf);
     GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cmrframesdec: out of memory"));
+    self->failed = TRUE;
     return GST_FLOW_ERROR;
   }
-  memcpy (msgpack_unpacker_buffer (&self->unpacker), map.data, map.size);
-  msgpack_unpacker_buffer_consumed (&self->unpacker, map.size);
-  gst_buffer_unmap (buf, &map);
-  gst_adapter_push (self->adapter, buf);
-
-  msgpack_unpacked_init (&res);
-  while (ret == GST_FLOW_OK) {
-    size_t size = 0;
-    msgpack_unpack_return ur = msgpack_unpacker_next_with_size (&self->unpacker, &res, &size);
-    if (ur == MSGPACK_UNPACK_CONTINUE) {
-      if (gst_adapter_available (self->adapter) > CMR_FRAME_MAX_BYTES_DEFAULT + 65536) {
-        GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Bad cmr frame stream"),
-            ("cmrframesdec: frame %" G_GINT64_FORMAT " is larger than %zu bytes",
-                self->frames, (size_t) CMR_FRAME_MAX_BYTES_DEFAULT));
-        ret = GST_FLOW_ERROR;
-      }
-      break;
-    }
-    if (ur != MSGPACK_UNPACK_SUCCESS) {
-      GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Bad cmr frame stream"),
-          ("cmrframesdec: frame %" G_GINT64_FORMAT ": the bytes are not MessagePack",
-              self->frames));
-      ret = GST_FLOW_ERROR;
-      break;
-    }
-    {
-      const guint8 *data = gst_adapter_map (self->adapter, size);
-      ret = handle_frame (self, data, size);
-      gst_adapter_unmap (self->adapter);
-      gst_adapter_flush (self->adapter, size);
-    }
+  if (!gst_buffer_map (buf, &map, GST_MAP_READ)) {
+    gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL), ("cmrframesdec: cannot map a buffer"));
+    self->failed = TRUE;
+    return GST_FLOW_ERROR;
   }
-  msgpack_unpacked_destroy (&res);
+  rc = cmr_decoder_feed (self->dec, map.data, map.size, &err);
+  gst_buffer_unmap (buf, &map);
+  gst_buffer_unref (buf);
+  ret = rc == CMR_OK ? take_frames (self) : decode_error (self, rc, &err);
   if (ret == GST_FLOW_ERROR)
     self->failed = TRUE;
   return ret;
@@ -493,12 +466,10 @@ static void
 reset_stream (GstCmrFramesDec * self)
 {
   self->failed = FALSE;
-  gst_adapter_clear (self->adapter);
-  msgpack_unpacker_destroy (&self->unpacker);
-  msgpack_unpacker_init (&self->unpacker, MSGPACK_UNPACKER_INIT_BUFFER_SIZE);
-  g_byte_array_set_size (self->header, 0);
+  cmr_decoder_free (self->dec);
+  self->dec = cmr_decoder_new ("cmrframesdec");
+  self->have_header = FALSE;
   self->stream_hop = 0;
-  self->frames = 0;
   g_clear_pointer (&self->cur_track, g_free);
   self->skipping = FALSE;
   if (self->caps)
@@ -534,13 +505,15 @@ gst_cmr_frames_dec_sink_event (GstPad * pad, GstObject * parent, GstEvent * even
         gst_event_unref (event);
         return FALSE;
       }
-      if (gst_adapter_available (self->adapter) > 0 || self->header->len == 0
-          || self->cur_track) {
-        const gchar *what = self->header->len == 0 ? "the stream has no header frame"
-            : gst_adapter_available (self->adapter) > 0 ? "the stream ends inside a frame"
-            : "the stream ends inside a track (no end frame)";
-        GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Truncated cmr frame stream"),
-            ("cmrframesdec: after %" G_GINT64_FORMAT " frames: %s", self->frames, what));
+      if (!self->dec) {
+        GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cmrframesdec: out of memory"));
+        self->failed = TRUE;
+        gst_event_unref (event);
+        return FALSE;
+      }
+      /* the decoder tells a clean end from a stream cut inside a frame or a track */
+      cmr_decoder_finish (self->dec);
+      if (take_frames (self) != GST_FLOW_OK) {
         /* no EOS after the error: a sink still prerolling would wait on it */
         self->failed = TRUE;
         gst_event_unref (event);

@@ -2,9 +2,7 @@
 #ifndef GST_CMR_FRAMES_DEC_H
 #define GST_CMR_FRAMES_DEC_H
 
-#include <gst/base/gstadapter.h>
 #include <gst/gst.h>
-#include <msgpack.h>
 
 #include "frame.h"
 #include "gstcmr.h"
@@ -24,13 +22,10 @@ struct _GstCmrFramesDec {
   gint hop;                     /* mel hop in samples when the header does not say */
 
   /* streaming state (streaming thread only) */
-  GstAdapter *adapter;          /* bytes not yet parsed into frames */
-  msgpack_unpacker unpacker;    /* finds where each frame ends */
-  GByteArray *header;           /* the stream's header frame, bytes */
-  GByteArray *scratch;          /* header + one frame, for the frame reader */
+  struct cmr_decoder *dec;      /* lib/frame.c's push-mode frame decoder */
+  gboolean have_header;         /* the stream's first header was handled */
   gint stream_hop;              /* from the header's provenance, or 0 */
   struct cmr_frame fr;
-  gint64 frames;                /* frames parsed */
   gchar *cur_track;             /* track being output (NULL: none) */
   gboolean skipping;            /* the current track is filtered out */
   gboolean failed;              /* an error was posted: stay quiet until a flush */

@@ -174,8 +174,8 @@ gst_cmr_mel_finalize (GObject * object)
   cmr_mel_free (self->mel);
   g_free (self->out);
   g_free (self->norm);
-  if (self->pending_stage)
-    gst_event_unref (self->pending_stage);
+  gst_clear_event (&self->pending_stage);
+  gst_clear_event (&self->pending_caps);
   g_mutex_clear (&self->lock);
   G_OBJECT_CLASS (gst_cmr_mel_parent_class)->finalize (object);
 }
@@ -351,24 +351,27 @@ nomem:
   return GST_FLOW_ERROR;
 }
 
-/* pushes the events configure() made, in order, before the next buffer */
+/* pushes the caps configure() made; the stage event goes out before the
+ * next buffer, after the segment */
 static void
-announce (GstCmrMel * self, GstEvent * caps_event, GstEvent * stage_event)
+announce (GstCmrMel * self)
 {
+  GstEvent *caps_event;
+
+  g_mutex_lock (&self->lock);
+  caps_event = self->pending_caps;
+  self->pending_caps = NULL;
+  g_mutex_unlock (&self->lock);
   if (caps_event)
     gst_pad_push_event (self->srcpad, caps_event);
-  /* the stage goes out before the next buffer, after the segment */
-  if (stage_event)
-    gst_event_replace (&self->pending_stage, stage_event);
-  if (stage_event)
-    gst_event_unref (stage_event);
 }
 
-/* builds the front end from the properties; *caps and *stage are the events
- * that announce it downstream (push them without the lock). Called with the
- * lock held. */
+/* builds the front end from the properties, and the caps and stage events
+ * that announce it (pending_caps, pending_stage; announce() sends them).
+ * On bad properties it posts one error and sets failed; the front end that
+ * ran so far stays. Called with the lock held. */
 static gboolean
-configure (GstCmrMel * self, GstEvent ** caps_event, GstEvent ** stage_event)
+configure (GstCmrMel * self)
 {
   struct cmr_error err = { 0 };
   struct cmr_mel_cfg cfg = self->htk ? cmr_mel_cfg_htk () : cmr_mel_cfg_default ();
@@ -388,6 +391,7 @@ configure (GstCmrMel * self, GstEvent ** caps_event, GstEvent ** stage_event)
   if (!(mel = cmr_mel_new (&cfg, &err))) {
     GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("Bad front-end settings"),
         ("cmrmel: %s", err.msg));
+    self->failed = TRUE;
     return FALSE;
   }
   if (cmr_mel_empty_filters (mel))
@@ -401,6 +405,7 @@ configure (GstCmrMel * self, GstEvent ** caps_event, GstEvent ** stage_event)
       GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot use the stats file"),
           ("cmrmel: norm: %s", err.msg));
       cmr_mel_free (mel);
+      self->failed = TRUE;
       return FALSE;
     }
     if (sf.kind[0] && strcmp (sf.kind, "mel") != 0) {
@@ -408,6 +413,7 @@ configure (GstCmrMel * self, GstEvent ** caps_event, GstEvent ** stage_event)
           ("cmrmel: norm: %s holds statistics of \"%s\" frames, not \"mel\"", self->norm,
               sf.kind));
       cmr_mel_free (mel);
+      self->failed = TRUE;
       return FALSE;
     }
     if (sf.config[0] && strcmp (sf.config, desc) != 0) {
@@ -416,6 +422,7 @@ configure (GstCmrMel * self, GstEvent ** caps_event, GstEvent ** stage_event)
           ("cmrmel: norm: %s was computed for a different front end (%s); this one is (%s)",
               self->norm, sf.config, desc));
       cmr_mel_free (mel);
+      self->failed = TRUE;
       return FALSE;
     }
     self->have_stats = TRUE;
@@ -458,8 +465,10 @@ configure (GstCmrMel * self, GstEvent ** caps_event, GstEvent ** stage_event)
     stage = gst_cmr_stage_event_new_full ("cmrmel", PACKAGE_VERSION, p);
   }
   GST_DEBUG_OBJECT (self, "front end: %s", desc);
-  *caps_event = gst_event_new_caps (caps);
-  *stage_event = stage;
+  gst_clear_event (&self->pending_caps);
+  self->pending_caps = gst_event_new_caps (caps);
+  gst_clear_event (&self->pending_stage);
+  self->pending_stage = stage;
   gst_caps_unref (caps);
   return TRUE;
 }
@@ -474,24 +483,30 @@ gst_cmr_mel_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   GstMapInfo map;
   gsize n, ready, n_out = 0;
   gboolean ok = TRUE;
-  GstEvent *caps_event = NULL, *stage_event = NULL;
 
   g_mutex_lock (&self->lock);
+  if (self->failed) {
+    /* the error is out already: one per stream */
+    g_mutex_unlock (&self->lock);
+    ret = GST_FLOW_ERROR;
+    goto done;
+  }
   if (self->reconfigure && self->mel) {
+    /* a property changed while running: end the run, rebuild */
     g_mutex_unlock (&self->lock);
     if ((ret = drain (self)) != GST_FLOW_OK)
       goto done;
     g_mutex_lock (&self->lock);
     self->discont = TRUE;
-    ok = configure (self, &caps_event, &stage_event);
+    ok = configure (self);
   }
   g_mutex_unlock (&self->lock);
-  announce (self, caps_event, stage_event);
+  announce (self);
   if (!ok) {
     ret = GST_FLOW_ERROR;
     goto done;
   }
-  if (!self->mel) {
+  if (!self->mel || !gst_pad_has_current_caps (pad)) {
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL), ("cmrmel: data before caps"));
     ret = GST_FLOW_NOT_NEGOTIATED;
     goto done;
@@ -538,6 +553,12 @@ gst_cmr_mel_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 
 done:
   gst_buffer_unref (buf);
+  if (ret == GST_FLOW_ERROR || ret == GST_FLOW_NOT_NEGOTIATED) {
+    /* the error is out (ours, or downstream's): stay quiet from now on */
+    g_mutex_lock (&self->lock);
+    self->failed = TRUE;
+    g_mutex_unlock (&self->lock);
+  }
   return ret;
 }
 
@@ -561,20 +582,23 @@ gst_cmr_mel_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
         return FALSE;
       }
       gst_event_unref (event);
-      /* the same caps again keep the running front end */
-      GstEvent *caps_event = NULL, *stage_event = NULL;
+      /* the front end was built going to PAUSED (its caps go out now); the
+       * same caps again keep it; a property changed since rebuilds it */
       g_mutex_lock (&self->lock);
-      ok = (self->mel && !self->reconfigure) ? TRUE
-          : configure (self, &caps_event, &stage_event);
+      ok = !self->failed && ((self->mel && !self->reconfigure) || configure (self));
       g_mutex_unlock (&self->lock);
-      announce (self, caps_event, stage_event);
+      announce (self);
       return ok;
     }
     case GST_EVENT_FLUSH_STOP:
       reset_stream (self);
       return gst_pad_event_default (pad, parent, event);
     case GST_EVENT_EOS:
-      drain (self);
+      if (self->failed || drain (self) == GST_FLOW_ERROR) {
+        /* no EOS after an error: a sink still prerolling would wait on it */
+        gst_event_unref (event);
+        return FALSE;
+      }
       return gst_pad_event_default (pad, parent, event);
     case GST_EVENT_STREAM_START:
       /* a new stream: end the old one's run, count frames from 0 */
@@ -621,14 +645,25 @@ gst_cmr_mel_change_state (GstElement * element, GstStateChange transition)
   GstCmrMel *self = GST_CMR_MEL (element);
   GstStateChangeReturn ret;
 
-  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED) {
+    gboolean ok;
+    /* bad properties fail here, once, before any data flows */
+    g_mutex_lock (&self->lock);
+    self->failed = FALSE;
+    ok = configure (self);
+    g_mutex_unlock (&self->lock);
+    if (!ok)
+      return GST_STATE_CHANGE_FAILURE;
     reset_stream (self);
+  }
   ret = GST_ELEMENT_CLASS (gst_cmr_mel_parent_class)->change_state (element, transition);
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     cmr_mel_free (self->mel);
     self->mel = NULL;
     g_clear_pointer (&self->out, g_free);
     self->out_cap = 0;
+    gst_clear_event (&self->pending_caps);
+    gst_clear_event (&self->pending_stage);
   }
   return ret;
 }

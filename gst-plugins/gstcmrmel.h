@@ -26,7 +26,7 @@ struct _GstCmrMel {
   gboolean reconfigure;
 
   /* streaming state (streaming thread only) */
-  struct cmr_mel *mel;          /* the front end, NULL until caps */
+  struct cmr_mel *mel;          /* the front end, built going to PAUSED */
   struct cmr_mel_cfg active;    /* the configuration mel was built with */
   gboolean have_stats;
   gdouble mean, std;            /* from the stats file */
@@ -37,7 +37,9 @@ struct _GstCmrMel {
   guint64 run_frames;           /* frames out of the current run */
   guint64 offset;               /* frames out since the stream started */
   gboolean discont;             /* flag the next output buffer */
+  GstEvent *pending_caps;       /* caps of the front end configure() built, not sent yet */
   GstEvent *pending_stage;      /* provenance event to send before the next buffer */
+  gboolean failed;              /* an error was posted: stay quiet until READY */
 };
 
 GST_ELEMENT_REGISTER_DECLARE (cmrmel);

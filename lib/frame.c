@@ -518,9 +518,17 @@ void cmr_writer_free(struct cmr_writer *w)
 /* ------------------------------------------------------------------ */
 /* reader                                                              */
 
+/* where the pre-scan of the frame at buf[pos] stopped (scan_object) */
+struct scan_state {
+    size_t i;        /* bytes of the frame scanned: whole objects */
+    size_t pending;  /* objects still to scan (the root counts 1) */
+    size_t objects;  /* objects scanned so far */
+};
+
 struct cmr_reader {
     int fd;
     int is_mem;
+    int is_push;          /* a cmr_decoder: fed by cmr_decoder_feed() */
     const unsigned char *mem;
     size_t mem_len, mem_pos;
     char name[256];
@@ -534,7 +542,15 @@ struct cmr_reader {
     int failed;           /* sticky error code, 0 if none */
     int at_eof;
     char *open_track;     /* track with tensor frames and no end frame yet */
+    struct scan_state scan;
 };
+
+static void scan_reset(struct scan_state *st)
+{
+    st->i = 0;
+    st->pending = 1;
+    st->objects = 0;
+}
 
 static struct cmr_reader *reader_alloc(const char *name)
 {
@@ -545,6 +561,7 @@ static struct cmr_reader *reader_alloc(const char *name)
     snprintf(rd->name, sizeof rd->name, "%s", name);
     rd->max_bytes = CMR_FRAME_MAX_BYTES_DEFAULT;
     rd->fd = -1;
+    scan_reset(&rd->scan);
     return rd;
 }
 
@@ -900,13 +917,17 @@ static int check_order(struct cmr_reader *rd, struct cmr_error *err, const struc
  * that no declared count or length can make msgpack-c allocate before the
  * bytes are there and within bounds. Only headers are visited: bin and str
  * payloads are skipped in O(1). Returns 1 and sets *len for a complete
- * object, 0 when more bytes are needed, or a negative code. */
+ * object, 0 when more bytes are needed, or a negative code. The scan resumes
+ * where st says it stopped (at the first incomplete object), so that feeding
+ * a frame in many pieces costs no more than scanning it once; st starts at
+ * scan_reset() for each frame. Both the reader and the decoder use it. */
 #define MAX_OBJECTS ((size_t)1 << 20) /* objects in one frame: bounds msgpack-c's zone */
 
-static int scan_object(const unsigned char *p, size_t n, size_t max_bytes, size_t *len)
+static int scan_object(struct scan_state *st, const unsigned char *p, size_t n, size_t max_bytes,
+                       size_t *len)
 {
-    size_t i = 0, pending = 1, objects = 0;
-    while (pending > 0) {
+    while (st->pending > 0) {
+        size_t i = st->i;
         if (i >= n)
             return 0;
         unsigned b = p[i];
@@ -959,15 +980,16 @@ static int scan_object(const unsigned char *p, size_t n, size_t max_bytes, size_
                 items = (size_t)v * (count_bytes < 0 ? 2 : 1);
             }
         }
-        if (items > MAX_OBJECTS || (objects += 1 + items) > MAX_OBJECTS)
+        if (items > MAX_OBJECTS || st->objects + 1 + items > MAX_OBJECTS)
             return CMR_ETOOBIG;
-        pending += items;
-        pending--;
         if (body > n || i + head > n - body)
             return 0;
-        i += head + body;
+        st->objects += 1 + items;
+        st->pending += items;
+        st->pending--;
+        st->i = i + head + body;
     }
-    *len = i;
+    *len = st->i;
     return 1;
 }
 
@@ -1022,7 +1044,7 @@ int cmr_reader_next(struct cmr_reader *rd, struct cmr_frame *fr, struct cmr_erro
     rd->frame_start = rd->consumed;
     size_t len = 0;
     for (;;) {
-        int rc = scan_object(rd->buf + rd->pos, rd->len - rd->pos, rd->max_bytes, &len);
+        int rc = scan_object(&rd->scan, rd->buf + rd->pos, rd->len - rd->pos, rd->max_bytes, &len);
         if (rc == CMR_EPARSE)
             return fail(rd, err, CMR_EPARSE, "bytes are not MessagePack");
         if (rc == CMR_ETOOBIG)
@@ -1033,6 +1055,8 @@ int cmr_reader_next(struct cmr_reader *rd, struct cmr_frame *fr, struct cmr_erro
             return fail(rd, err, CMR_ETOOBIG, "frame larger than the limit of %zu bytes", rd->max_bytes);
         if (rd->at_eof)
             goto eof;
+        if (rd->is_push)
+            return CMR_DECODER_MORE; /* not an error: the caller feeds more */
         ssize_t n = read_more(rd, err);
         if (n < 0)
             return (int)n;
@@ -1057,6 +1081,7 @@ int cmr_reader_next(struct cmr_reader *rd, struct cmr_frame *fr, struct cmr_erro
     rd->pos += len;
     rd->consumed += (int64_t)len;
     rd->frames++;
+    scan_reset(&rd->scan);
     return CMR_OK;
 eof:
     if (rd->len > rd->pos)
@@ -1068,4 +1093,82 @@ eof:
         return fail(rd, err, CMR_ETRUNCATED, "stream ends inside track \"%.100s\" (no end frame)",
                     rd->open_track);
     return CMR_EOF;
+}
+
+/* ------------------------------------------------------------------ */
+/* push-mode decoder: a reader whose buffer the caller fills           */
+
+struct cmr_decoder {
+    struct cmr_reader rd;
+};
+
+struct cmr_decoder *cmr_decoder_new(const char *name)
+{
+    struct cmr_reader *rd = reader_alloc(name ? name : "stream");
+    if (rd)
+        rd->is_push = 1;
+    return (struct cmr_decoder *)rd; /* rd is the decoder's first member */
+}
+
+void cmr_decoder_set_max_bytes(struct cmr_decoder *dec, size_t max_bytes)
+{
+    dec->rd.max_bytes = max_bytes;
+}
+
+int cmr_decoder_feed(struct cmr_decoder *dec, const void *buf, size_t len, struct cmr_error *err)
+{
+    struct cmr_reader *rd = &dec->rd;
+    if (rd->failed)
+        return cmr_error_set(err, rd->failed, "%s: decoder stopped after an earlier error", rd->name);
+    if (rd->at_eof)
+        return cmr_error_set(err, CMR_ESTATE, "%s: bytes fed after the end of the stream", rd->name);
+    if (len == 0)
+        return CMR_OK;
+    /* drop the frames taken; the scan state is relative to buf[pos] */
+    if (rd->pos > 0 && (rd->pos >= rd->cap / 2 || rd->pos == rd->len)) {
+        memmove(rd->buf, rd->buf + rd->pos, rd->len - rd->pos);
+        rd->len -= rd->pos;
+        rd->pos = 0;
+    }
+    if (len > SIZE_MAX / 2 - rd->len)
+        return fail(rd, err, CMR_ENOMEM, "out of memory");
+    if (rd->cap - rd->len < len) {
+        size_t cap = rd->cap ? rd->cap : READ_CHUNK;
+        while (cap - rd->len < len)
+            cap *= 2;
+        unsigned char *b = realloc(rd->buf, cap);
+        if (!b)
+            return fail(rd, err, CMR_ENOMEM, "out of memory");
+        rd->buf = b;
+        rd->cap = cap;
+    }
+    memcpy(rd->buf + rd->len, buf, len);
+    rd->len += len;
+    return CMR_OK;
+}
+
+void cmr_decoder_finish(struct cmr_decoder *dec)
+{
+    dec->rd.at_eof = 1;
+}
+
+int cmr_decoder_next(struct cmr_decoder *dec, struct cmr_frame *fr, struct cmr_error *err)
+{
+    return cmr_reader_next(&dec->rd, fr, err);
+}
+
+int64_t cmr_decoder_frame_count(const struct cmr_decoder *dec)
+{
+    return dec->rd.frames;
+}
+
+size_t cmr_decoder_buffered(const struct cmr_decoder *dec)
+{
+    return dec->rd.len - dec->rd.pos;
+}
+
+void cmr_decoder_free(struct cmr_decoder *dec)
+{
+    if (dec)
+        cmr_reader_free(&dec->rd);
 }

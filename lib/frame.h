@@ -147,6 +147,41 @@ int64_t cmr_reader_frame_count(const struct cmr_reader *rd);
 int64_t cmr_reader_byte_offset(const struct cmr_reader *rd);
 void cmr_reader_free(struct cmr_reader *rd);
 
+/* ---- push-mode decoder ----
+ * The reader for callers that are handed bytes instead of reading them (a
+ * GStreamer element): feed bytes as they come, take the frames they complete.
+ * It runs the reader's code, with the same checks and messages: the bounded
+ * pre-scan refuses an over-limit declared length or count as soon as its
+ * header bytes are fed, so it buffers at most one frame (max bytes plus 64 KiB
+ * of keys) plus the bytes of the last feed.
+ *
+ *   dec = cmr_decoder_new("name");
+ *   for each chunk: cmr_decoder_feed(dec, chunk, n, &err);
+ *                   while ((rc = cmr_decoder_next(dec, &fr, &err)) == CMR_OK) use(&fr);
+ *                   rc == CMR_DECODER_MORE: wait for the next chunk; rc < 0: error
+ *   at the end:     cmr_decoder_finish(dec);
+ *                   cmr_decoder_next() -> CMR_EOF, or CMR_ETRUNCATED / CMR_ENOHEADER
+ */
+#define CMR_DECODER_MORE 2 /* cmr_decoder_next: no complete frame yet, feed more bytes */
+
+struct cmr_decoder;
+
+/* name is used in messages; NULL: "stream" */
+struct cmr_decoder *cmr_decoder_new(const char *name);
+void cmr_decoder_set_max_bytes(struct cmr_decoder *dec, size_t max_bytes);
+/* copies len bytes in; CMR_ENOMEM, or the sticky error of an earlier call */
+int cmr_decoder_feed(struct cmr_decoder *dec, const void *buf, size_t len, struct cmr_error *err);
+/* no more bytes will come: the next calls tell a clean end from a truncated one */
+void cmr_decoder_finish(struct cmr_decoder *dec);
+/* CMR_OK with the next frame in fr, CMR_DECODER_MORE when the bytes fed so far
+ * hold no complete frame, CMR_EOF at a clean end after cmr_decoder_finish(),
+ * or a negative code with err filled as cmr_reader_next() does (sticky) */
+int cmr_decoder_next(struct cmr_decoder *dec, struct cmr_frame *fr, struct cmr_error *err);
+int64_t cmr_decoder_frame_count(const struct cmr_decoder *dec);
+/* bytes held: the fed bytes not yet returned as frames */
+size_t cmr_decoder_buffered(const struct cmr_decoder *dec);
+void cmr_decoder_free(struct cmr_decoder *dec);
+
 /* ---- writer ---- */
 struct cmr_writer;
 

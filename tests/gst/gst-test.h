@@ -32,6 +32,26 @@ gst_test_init (const char *name, int *argc, char ***argv)
   gst_object_unref (p);
 }
 
+/* pops the error messages on bus, returns how many there were; prints them */
+G_GNUC_UNUSED static int
+count_errors (GstBus * bus)
+{
+  GstMessage *m;
+  int n = 0;
+  while ((m = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR))) {
+    GError *e = NULL;
+    gst_message_parse_error (m, &e, NULL);
+    diag ("error from %s: %s", GST_MESSAGE_SRC_NAME (m), e ? e->message : "?");
+    g_clear_error (&e);
+    gst_message_unref (m);
+    n++;
+  }
+  /* drop the other messages: they hold the element, which holds the bus */
+  gst_bus_set_flushing (bus, TRUE);
+  gst_bus_set_flushing (bus, FALSE);
+  return n;
+}
+
 /* a buffer holding n floats, with PTS, duration and offset (NONE to leave unset) */
 static GstBuffer *
 float_buffer (const float *x, size_t n, GstClockTime pts, GstClockTime dur, guint64 offset)

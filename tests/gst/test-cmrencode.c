@@ -336,6 +336,7 @@ test_caps_and_errors (void)
   };
   char props[256];
   GstHarness *h;
+  GstBus *bus = gst_bus_new ();
 
   for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
     GstCaps *c = gst_caps_from_string (cases[i].caps);
@@ -343,14 +344,18 @@ test_caps_and_errors (void)
         cases[i].accept ? "accepts" : "refuses", cases[i].caps);
     gst_caps_unref (c);
   }
+  gst_element_set_bus (e, bus);
   ok (gst_element_set_state (e, GST_STATE_PAUSED) == GST_STATE_CHANGE_FAILURE,
       "no model property: going to PAUSED fails");
+  ok (count_errors (bus) == 1, "no model property: one error message");
   g_object_set (e, "model", "/nonexistent/model.cmr", NULL);
   ok (gst_element_set_state (e, GST_STATE_PAUSED) == GST_STATE_CHANGE_FAILURE,
       "a missing model file: going to PAUSED fails");
+  ok (count_errors (bus) == 1, "a missing model file: one error message");
   g_object_set (e, "model", CMR_GST_REGISTRY_DIR "/../../config.status", NULL);
   ok (gst_element_set_state (e, GST_STATE_PAUSED) == GST_STATE_CHANGE_FAILURE,
       "a file that is not a model: going to PAUSED fails");
+  ok (count_errors (bus) == 1, "a file that is not a model: one error message");
   gst_element_set_state (e, GST_STATE_NULL);
   gst_object_unref (sink);
   gst_object_unref (e);
@@ -362,11 +367,46 @@ test_caps_and_errors (void)
     x[3 * F + 5] = NAN;
     ok (gst_harness_push (h, float_buffer (x, 10 * F, 0, FRAME_NS (10), 0)) == GST_FLOW_ERROR,
         "a NaN in the input: GST_FLOW_ERROR");
+    free (x);
+  }
+  gst_harness_teardown (h);
+  h = harness (props);
+  {
+    float *x = make_frames (10, 1);
     ok (gst_harness_push (h, float_buffer (x, 10 * F - 3, 0, FRAME_NS (10), 0)) ==
         GST_FLOW_ERROR, "a buffer that is not whole frames: GST_FLOW_ERROR");
     free (x);
   }
   gst_harness_teardown (h);
+
+  /* a missing model set while running: one error, then quiet (issue 11 C) */
+  h = harness (props);
+  gst_element_set_bus (h->element, bus);
+  {
+    float *x = make_frames (200, 2);
+    GstEvent *ev;
+    GstElement *enc = element (h);
+    int eos = 0;
+
+    ok (gst_harness_push (h, float_buffer (x, 100 * F, 0, FRAME_NS (100), 0)) == GST_FLOW_OK,
+        "running: flows");
+    g_object_set (enc, "model", "/nonexistent/model.cmr", NULL);
+    gst_object_unref (enc);
+    ok (gst_harness_push (h, float_buffer (x + 100 * F, 50 * F, FRAME_NS (100), FRAME_NS (50),
+                100)) == GST_FLOW_ERROR, "a missing model set while running: GST_FLOW_ERROR");
+    ok (gst_harness_push (h, float_buffer (x + 150 * F, 50 * F, FRAME_NS (150), FRAME_NS (50),
+                150)) == GST_FLOW_ERROR, "the next buffer: GST_FLOW_ERROR");
+    gst_harness_push_event (h, gst_event_new_eos ());
+    while ((ev = gst_harness_try_pull_event (h))) {
+      eos += GST_EVENT_TYPE (ev) == GST_EVENT_EOS;
+      gst_event_unref (ev);
+    }
+    ok (count_errors (bus) == 1, "one error message for both buffers");
+    ok (eos == 0, "and no EOS after it");
+    free (x);
+  }
+  gst_harness_teardown (h);
+  gst_object_unref (bus);
 }
 
 int

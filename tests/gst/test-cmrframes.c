@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <sys/resource.h>
 
 #include "gst-test.h"
 #include "frame.h"
@@ -541,6 +542,70 @@ test_dec_errors (void)
   gst_object_unref (bus);
 }
 
+/* peak resident set of this process, kB */
+static long
+peak_rss_kb (void)
+{
+  struct rusage ru;
+  getrusage (RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+/* a frame declaring 4 GiB of data: refused as soon as its header bytes are
+ * in, with one error; what follows is not buffered (issue 11 D) */
+static void
+test_dec_limit (void)
+{
+  static const guint8 frame[] = { 0x82, 0xa1, 't', 0xa6, 't', 'e', 'n', 's', 'o', 'r',
+    0xa4, 'd', 'a', 't', 'a', 0xc6, 0xff, 0xff, 0xff, 0xff
+  };
+  GByteArray *a = make_stream (0, "mel", 0);
+  GstHarness *h = gst_harness_new ("cmrframesdec");
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg;
+  GstBuffer *b;
+  GstFlowReturn ret = GST_FLOW_OK;
+  long rss0;
+  int refused = 0;
+
+  gst_element_set_bus (h->element, bus);
+  gst_harness_set_src_caps_str (h, "application/x-cmr-frames");
+  g_byte_array_append (a, frame, sizeof frame);
+  b = gst_buffer_new_allocate (NULL, a->len + 4096, NULL);
+  gst_buffer_memset (b, 0, 0, a->len + 4096);
+  gst_buffer_fill (b, 0, a->data, a->len);
+  ok (gst_harness_push (h, b) == GST_FLOW_ERROR,
+      "dec: header, a bin32 declaring 4 GiB and 4 KiB of zeros: GST_FLOW_ERROR at once");
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  if (msg) {
+    gchar *debug = NULL;
+    gst_message_parse_error (msg, NULL, &debug);
+    ok (debug && strstr (debug, "frame 2 (byte ") && strstr (debug,
+            "declared length or count above the limit"), "dec: the frame reader's message: %s",
+        debug ? debug : "(none)");
+    g_free (debug);
+    gst_message_unref (msg);
+  } else {
+    ok (0, "dec: an error message");
+  }
+  /* 256 MB more: refused, not held */
+  rss0 = peak_rss_kb ();
+  for (int i = 0; i < 256; i++) {
+    b = gst_buffer_new_allocate (NULL, 1 << 20, NULL);
+    gst_buffer_memset (b, 0, 0, 1 << 20);
+    ret = gst_harness_push (h, b);
+    refused += ret == GST_FLOW_ERROR;
+  }
+  gst_harness_push_event (h, gst_event_new_eos ());
+  ok (refused == 256, "dec: 256 MB more, every buffer refused");
+  ok (peak_rss_kb () - rss0 < 64 * 1024, "dec: the peak RSS grew %ld kB (< 64 MB)",
+      peak_rss_kb () - rss0);
+  ok (count_errors (bus) == 0, "dec: and no second error message");
+  gst_harness_teardown (h);
+  gst_object_unref (bus);
+  g_byte_array_unref (a);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -554,5 +619,6 @@ main (int argc, char **argv)
   test_dec ();
   test_round_trip ();
   test_dec_errors ();
+  test_dec_limit ();
   return tap_done ();
 }

@@ -436,6 +436,61 @@ test_seek (void)
   gst_object_unref (p);
 }
 
+/* bad properties: going to PAUSED fails with one error, before any data;
+ * changed to bad values while running: one error, then quiet (issue 11 C) */
+static void
+test_bad_properties (void)
+{
+  static const struct
+  {
+    const char *what, *name;
+    int n_fft;
+    double f_min, f_max;
+    const char *norm;
+  } cases[] = {
+    {"n-fft 513 (odd)", "n-fft", 513, 0, 8000, NULL},
+    {"f-min above f-max", "f-min", 512, 5000, 4000, NULL},
+    {"a missing stats file", "norm", 512, 0, 8000, "/nonexistent/stats"},
+  };
+  GstBus *bus = gst_bus_new ();
+  float *x = make_audio (4000, RATE, 21);
+  GstHarness *h;
+  GstEvent *e;
+  int eos = 0;
+
+  for (size_t i = 0; i < G_N_ELEMENTS (cases); i++) {
+    GstElement *m = gst_element_factory_make ("cmrmel", NULL);
+    g_object_set (m, "n-fft", cases[i].n_fft, "f-min", cases[i].f_min, "f-max", cases[i].f_max,
+        "norm", cases[i].norm, NULL);
+    gst_element_set_bus (m, bus);
+    ok (gst_element_set_state (m, GST_STATE_PAUSED) == GST_STATE_CHANGE_FAILURE,
+        "%s: going to PAUSED fails", cases[i].what);
+    ok (count_errors (bus) == 1, "%s: with one error message", cases[i].what);
+    gst_element_set_state (m, GST_STATE_NULL);
+    gst_object_unref (m);
+  }
+
+  h = gst_harness_new ("cmrmel");
+  gst_element_set_bus (h->element, bus);
+  gst_harness_set_src_caps_str (h, "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved");
+  ok (push_audio (h, x, 2000, 0, 22) == GST_FLOW_OK, "running: flows");
+  g_object_set (h->element, "n-fft", 513, NULL);
+  ok (push_audio (h, x + 2000, 1000, gst_util_uint64_scale (2000, GST_SECOND, RATE), 23)
+      == GST_FLOW_ERROR, "n-fft 513 set while running: GST_FLOW_ERROR");
+  ok (push_audio (h, x + 3000, 1000, gst_util_uint64_scale (3000, GST_SECOND, RATE), 24)
+      == GST_FLOW_ERROR, "the next buffer: GST_FLOW_ERROR");
+  gst_harness_push_event (h, gst_event_new_eos ());
+  while ((e = gst_harness_try_pull_event (h))) {
+    eos += GST_EVENT_TYPE (e) == GST_EVENT_EOS;
+    gst_event_unref (e);
+  }
+  ok (count_errors (bus) == 1, "one error message for both buffers");
+  ok (eos == 0, "and no EOS after it (a prerolling sink would wait on it)");
+  gst_harness_teardown (h);
+  gst_object_unref (bus);
+  free (x);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -445,6 +500,7 @@ main (int argc, char **argv)
   test_gap ();
   test_properties ();
   test_stats ();
+  test_bad_properties ();
   test_caps ();
   test_seek ();
   return tap_done ();

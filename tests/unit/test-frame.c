@@ -259,6 +259,193 @@ static void test_errors(void)
     ok(1, "every error code has a message");
 }
 
+/* ---- the push-mode decoder ---- */
+
+/* the frames of buf as the fd reader returns them, each packed again into one
+ * string of bytes; returns the reader's last code (CMR_EOF or an error) */
+static int packed_frames(const void *buf, size_t len, char *out, size_t cap, size_t *used)
+{
+    struct cmr_reader *rd = cmr_reader_new_mem(buf, len, "test");
+    struct cmr_frame fr;
+    int rc;
+    cmr_frame_init(&fr);
+    *used = 0;
+    while ((rc = cmr_reader_next(rd, &fr, NULL)) == CMR_OK) {
+        void *b;
+        size_t n;
+        if (cmr_frame_pack(&fr, &b, &n) != CMR_OK || *used + n > cap)
+            abort();
+        memcpy(out + *used, b, n);
+        *used += n;
+        free(b);
+    }
+    cmr_frame_free(&fr);
+    cmr_reader_free(rd);
+    return rc;
+}
+
+/* feeds buf to a decoder in pieces that end at the offsets cuts[0..ncuts)
+ * (then the rest), taking frames after each feed; packs them as above */
+static int decode_pieces(const unsigned char *buf, size_t len, const size_t *cuts, int ncuts,
+                         char *out, size_t cap, size_t *used, struct cmr_error *err)
+{
+    struct cmr_decoder *dec = cmr_decoder_new("test");
+    struct cmr_frame fr;
+    size_t at = 0;
+    int rc = CMR_OK;
+    cmr_frame_init(&fr);
+    *used = 0;
+    for (int k = 0; k <= ncuts && rc >= 0; k++) {
+        size_t to = k < ncuts ? cuts[k] : len;
+        if ((rc = cmr_decoder_feed(dec, buf + at, to - at, err)) != CMR_OK)
+            break;
+        at = to;
+        if (k == ncuts)
+            cmr_decoder_finish(dec);
+        while ((rc = cmr_decoder_next(dec, &fr, err)) == CMR_OK) {
+            void *b;
+            size_t n;
+            if (cmr_frame_pack(&fr, &b, &n) != CMR_OK || *used + n > cap)
+                abort();
+            memcpy(out + *used, b, n);
+            *used += n;
+            free(b);
+        }
+    }
+    cmr_frame_free(&fr);
+    cmr_decoder_free(dec);
+    return rc;
+}
+
+static void test_decoder_splits(void)
+{
+    static char want[8192], got[8192];
+    size_t nwant = 0, ngot = 0;
+    begin();
+    header(1, "CMRF");
+    tensor("a", "f32", 3, 24);
+    tensor("a", "f32", 1, 8);
+    end("a");
+    header(1, "CMRF"); /* concatenated streams */
+    tensor("b", "f32", 2, 16);
+    end("b");
+    const unsigned char *buf = (const unsigned char *)sb.data;
+    size_t len = sb.size;
+    int want_rc = packed_frames(buf, len, want, sizeof want, &nwant);
+    ok(want_rc == CMR_EOF && nwant > 0, "the fd reader reads the stream (%zu bytes)", len);
+
+    /* every split into two pieces, then into three, then byte by byte */
+    int bad = 0;
+    for (size_t c = 0; c <= len; c++) {
+        struct cmr_error err = {0};
+        int rc = decode_pieces(buf, len, &c, 1, got, sizeof got, &ngot, &err);
+        if ((rc != CMR_EOF || ngot != nwant || memcmp(got, want, nwant)) && bad++ < 3)
+            diag("split at %zu: %s, %zu bytes of frames", c, cmr_error_text(&err, rc), ngot);
+    }
+    ok(bad == 0, "every 2-piece split gives the reader's frames (%d did not)", bad);
+    bad = 0;
+    for (size_t c1 = 1; c1 < len; c1 += 7)
+        for (size_t c2 = c1; c2 <= len; c2 += 5) {
+            size_t cuts[2] = {c1, c2};
+            int rc = decode_pieces(buf, len, cuts, 2, got, sizeof got, &ngot, NULL);
+            if ((rc != CMR_EOF || ngot != nwant || memcmp(got, want, nwant)) && bad++ < 3)
+                diag("split at %zu, %zu: code %d", c1, c2, rc);
+        }
+    ok(bad == 0, "3-piece splits give the reader's frames (%d did not)", bad);
+    {
+        static size_t cuts[8192];
+        for (size_t i = 0; i < len; i++)
+            cuts[i] = i;
+        int rc = decode_pieces(buf, len, cuts, (int)len, got, sizeof got, &ngot, NULL);
+        ok(rc == CMR_EOF && ngot == nwant && !memcmp(got, want, nwant),
+           "one byte at a time gives the reader's frames");
+    }
+
+    /* every proper prefix, then finish: the reader's verdict on that prefix */
+    bad = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        size_t half = cut / 2;
+        int rr = packed_frames(buf, cut, want, sizeof want, &nwant);
+        int rc = decode_pieces(buf, cut, &half, 1, got, sizeof got, &ngot, NULL);
+        if ((rc != rr || ngot != nwant || memcmp(got, want, nwant)) && bad++ < 3)
+            diag("prefix %zu: decoder %d, reader %d", cut, rc, rr);
+    }
+    ok(bad == 0, "every prefix ends as the reader ends it (truncated or clean; %d differ)", bad);
+
+    begin();
+    header(1, "CMRF");
+    tensor("a", "f32", 1, 8);
+    {
+        struct cmr_error err = {0};
+        size_t cut = sb.size - 3;
+        int rc = decode_pieces((const unsigned char *)sb.data, cut, NULL, 0, got, sizeof got, &ngot,
+                               &err);
+        ok(rc == CMR_ETRUNCATED && strstr(err.msg, "ends inside a frame"),
+           "a stream cut inside a frame -> %s", cmr_error_text(&err, rc));
+        rc = decode_pieces((const unsigned char *)sb.data, sb.size, NULL, 0, got, sizeof got, &ngot,
+                           &err);
+        ok(rc == CMR_ETRUNCATED && strstr(err.msg, "inside track"),
+           "a stream cut inside a track -> %s", cmr_error_text(&err, rc));
+        rc = decode_pieces((const unsigned char *)sb.data, 0, NULL, 0, got, sizeof got, &ngot, &err);
+        ok(rc == CMR_ENOHEADER, "no bytes at all -> %s", cmr_error_text(&err, rc));
+    }
+}
+
+/* a bin32 data field declaring 4 GiB: refused once its length bytes are in,
+ * with the bytes of the stream so far buffered, nothing more */
+static void test_decoder_limit(void)
+{
+    begin();
+    header(1, "CMRF");
+    size_t head_len = sb.size;
+    msgpack_pack_map(&pk, 2);
+    s("t"), s("tensor"), s("data");
+    msgpack_pack_bin(&pk, 0xffffffffu);
+    size_t prefix = sb.size; /* the stream up to and with the 4-byte length */
+    const unsigned char *buf = (const unsigned char *)sb.data;
+    ok(buf[prefix - 5] == 0xc6, "the stream declares a bin32");
+
+    struct cmr_decoder *dec = cmr_decoder_new("test");
+    struct cmr_frame fr;
+    struct cmr_error err = {0};
+    cmr_frame_init(&fr);
+    int rc = cmr_decoder_feed(dec, buf, prefix - 1, &err);
+    ok(rc == CMR_OK, "feed all but the last length byte");
+    rc = cmr_decoder_next(dec, &fr, &err);
+    ok(rc == CMR_OK && fr.type == CMR_FRAME_HEADER, "the header comes out");
+    rc = cmr_decoder_next(dec, &fr, &err);
+    ok(rc == CMR_DECODER_MORE, "then the decoder waits for more bytes (got %d)", rc);
+    ok(cmr_decoder_buffered(dec) == prefix - 1 - head_len, "it holds the %zu bytes of the frame",
+       prefix - 1 - head_len);
+    cmr_decoder_feed(dec, buf + prefix - 1, 1, &err);
+    rc = cmr_decoder_next(dec, &fr, &err);
+    ok(rc == CMR_ETOOBIG, "the last length byte makes it refuse the frame -> %s",
+       cmr_error_text(&err, rc));
+    ok(strstr(err.msg, "test: frame 2") && strstr(err.msg, "declared length or count above the limit"),
+       "with the reader's message: %s", err.msg);
+    static char zeros[4096];
+    rc = cmr_decoder_feed(dec, zeros, sizeof zeros, &err);
+    ok(rc == CMR_ETOOBIG && cmr_decoder_buffered(dec) < 100,
+       "bytes fed after the error are refused, not buffered (%zu held)", cmr_decoder_buffered(dec));
+    rc = cmr_decoder_next(dec, &fr, &err);
+    ok(rc == CMR_ETOOBIG, "and the error stays");
+    cmr_decoder_free(dec);
+
+    /* a lower limit applies the same way */
+    begin();
+    header(1, "CMRF");
+    tensor("a", "f32", 8, 64);
+    end("a");
+    dec = cmr_decoder_new("test");
+    cmr_decoder_set_max_bytes(dec, 32);
+    cmr_decoder_feed(dec, sb.data, sb.size, &err);
+    while ((rc = cmr_decoder_next(dec, &fr, &err)) == CMR_OK)
+        ;
+    ok(rc == CMR_ETOOBIG, "a 64-byte frame with max bytes 32 -> %s", cmr_error_text(&err, rc));
+    cmr_decoder_free(dec);
+    cmr_frame_free(&fr);
+}
+
 int main(void)
 {
     tap_plan_none();
@@ -266,6 +453,8 @@ int main(void)
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     test_round_trip();
     test_errors();
+    test_decoder_splits();
+    test_decoder_limit();
     msgpack_sbuffer_destroy(&sb);
     return tap_done();
 }
