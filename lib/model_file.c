@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "model.h"
-#include "safetensors.h"
+#include "util/atomic.h"
 
 #define FLAG_ADAM 1u
 #define MAX_STR 4096
@@ -81,7 +81,7 @@ int cmr_model_save(const struct cmr_model *m, const char *path, int with_adam,
             return cmr_error_set(err, CMR_EINVAL, "%s: metadata '%.40s' longer than %d bytes", path,
                                  m->meta[i].key, MAX_STR);
     struct cmr_atomic a;
-    int rc = cmr_atomic_open(&a, path, err);
+    int rc = cmr_atomic_open(&a, path, CMR_ATOMIC_STREAM, err);
     if (rc)
         return rc;
     struct w w = {a.f, 0, 0};
