@@ -377,6 +377,9 @@ struct cmr_model *cmr_model_load_mem(const void *buf, size_t len, const char *na
         cmr_error_set(err, CMR_EFORMAT, "%s: %zu bytes of garbage after the model", name, len - r.i);
         goto fail;
     }
+    /* a valid checksum says nothing about the values (a diverged run, a tool) */
+    if (cmr_model_check_values(m, name, err))
+        goto fail;
     return m;
 fail_seen:
     free(seen);
