@@ -250,7 +250,7 @@ static int prepare(struct cmr_atomic *a, const char *path, int flags, enum kind 
 {
     const char *why;
     memset(a, 0, sizeof *a);
-    if (!*path)
+    if (!path || !*path)
         return cmr_error_set(err, CMR_EINVAL, "an output file name is empty");
     if (path[strlen(path) - 1] == '/')
         return cmr_error_set(err, CMR_EINVAL, "%s: names a directory, not a file", path);
@@ -434,6 +434,8 @@ int cmr_same_file(const char *out, const char *in)
 int cmr_output_check(const char *opt, const char *out, const char *const *inputs, int n, int flags,
                      struct cmr_error *err)
 {
+    if (!out)
+        return cmr_error_set(err, CMR_EINVAL, "%s%sno output file name", opt ? opt : "", opt ? ": " : "");
     for (int i = 0; i < n; i++)
         if (inputs[i] && cmr_same_file(out, inputs[i])) {
             const char *what = !strcmp(inputs[i], "-")             ? "the standard input"
