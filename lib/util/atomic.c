@@ -6,11 +6,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PROC_SUPER_MAGIC
@@ -206,9 +208,22 @@ int cmr_atomic_clean(const char *dir, const char *base)
     return removed;
 }
 
-/* creates the temporary beside a->path, locked; fills a->tmp, returns the fd */
+/* splitmix64 (Steele, Lea, Flood 2014), for temporary names */
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* creates the temporary beside a->path, locked; fills a->tmp, returns the fd.
+ * Not mkstemp: open(O_EXCL, 0666) lets the kernel apply the umask, where
+ * mkstemp's 0600 would need umask() (process-wide, not thread-safe) to fix. */
 static int make_tmp(struct cmr_atomic *a, const char *shown, struct cmr_error *err)
 {
+    static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static unsigned counter;
     char *dir, *base;
     if (split(a->path, &dir, &base))
         return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", shown);
@@ -222,7 +237,19 @@ static int make_tmp(struct cmr_atomic *a, const char *shown, struct cmr_error *e
     free(base);
     if (!a->tmp)
         return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", shown);
-    int fd = mkstemp(a->tmp);
+    char *x = a->tmp + strlen(a->tmp) - 6;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t r = mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 40) ^
+                     __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+    int fd = -1;
+    for (int tries = 0; tries < 100; tries++) {
+        r = mix(r);
+        for (int i = 0; i < 6; i++)
+            x[i] = abc[(r >> (8 * i)) % (sizeof abc - 1)];
+        if ((fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) >= 0 || errno != EEXIST)
+            break;
+    }
     if (fd < 0) {
         int e = errno;
         free(a->tmp);
@@ -230,7 +257,6 @@ static int make_tmp(struct cmr_atomic *a, const char *shown, struct cmr_error *e
         return cmr_error_set(err, CMR_EIO, "%s: cannot create a temporary file beside it: %s", shown,
                              strerror(e));
     }
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         /* not fatal (a file system without locks): the PID still guards it */
     }
@@ -258,8 +284,11 @@ static int prepare(struct cmr_atomic *a, const char *path, int flags, enum kind 
     if (rc)
         return rc;
     if (*kind == K_REFUSE || (*kind == K_STREAM && !(flags & CMR_ATOMIC_STREAM))) {
-        cmr_error_set(err, CMR_EINVAL, "%s: %s, not a regular file: this output must be a regular file", path,
-                      why);
+        if (*kind == K_REFUSE)
+            cmr_error_set(err, CMR_EINVAL, "%s: %s, not a file to write", path, why);
+        else
+            cmr_error_set(err, CMR_EINVAL, "%s: %s, not a regular file: this output must be a regular file",
+                          path, why);
         free_atomic(a);
         return CMR_EINVAL;
     }
@@ -286,17 +315,9 @@ int cmr_atomic_open(struct cmr_atomic *a, const char *path, int flags, struct cm
             free_atomic(a);
             return fd;
         }
-        /* mkstemp makes 0600: an existing file's bits, else the usual ones */
+        /* a new file has the usual bits (0666 less the umask); a replaced one keeps its own */
         struct stat sb;
-        mode_t mode;
-        if (stat(a->path, &sb) == 0) {
-            mode = sb.st_mode & 07777;
-        } else {
-            mode_t um = umask(0);
-            umask(um);
-            mode = 0666 & ~um;
-        }
-        if (fchmod(fd, mode) != 0) {
+        if (stat(a->path, &sb) == 0 && fchmod(fd, sb.st_mode & 07777) != 0) {
             /* not fatal */
         }
     }

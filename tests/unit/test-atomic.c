@@ -77,7 +77,11 @@ static void test_regular(void)
     struct stat sb;
     const char *p = in_dir("a.txt");
 
+    umask(027);
     ok(put(p, 0, "one", &err) == CMR_OK && has_text(p, "one"), "a new file is written");
+    int st0 = stat(p, &sb);
+    ok(st0 == 0 && (sb.st_mode & 07777) == 0640, "with 0666 less the umask 027 (%o)", (unsigned)(sb.st_mode & 07777));
+    umask(022);
     ok(temporaries(dir) == 0, "no temporary left");
     chmod(p, 0640);
     ok(put(p, 0, "two", &err) == CMR_OK && has_text(p, "two"), "an existing file is replaced");
