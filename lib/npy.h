@@ -8,8 +8,8 @@
  * The array is little-endian float32 ('<f4'), C order, of shape
  * (rows, tail...). The first dimension is only known at the end, so the header
  * is written with room to spare and rewritten by cmr_npy_finish, which then
- * renames the temporary file over the final name (util/atomic.h): a reader
- * never sees a half-written .npy. cmr_npy_abort removes the temporary file.
+ * renames the temporary file over the final name (util/atomic.h, without
+ * fsync): a reader never sees a half-written .npy. cmr_npy_abort removes the temporary file.
  * The header is rewritten in place, so the output must be a regular file (or
  * a new one, or a symbolic link to one): a FIFO or a device is refused.
  * Format: https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html

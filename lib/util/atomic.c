@@ -321,6 +321,7 @@ int cmr_atomic_open(struct cmr_atomic *a, const char *path, int flags, struct cm
             /* not fatal */
         }
     }
+    a->flags = flags;
     if (!(a->f = fdopen(fd, "wb"))) {
         int e = errno;
         close(fd);
@@ -351,7 +352,8 @@ int cmr_atomic_commit(struct cmr_atomic *a, struct cmr_error *err)
     errno = 0;
     if (fflush(a->f) || ferror(a->f))
         e = errno ? errno : EIO;
-    if (!e && a->tmp && fsync(fileno(a->f)))
+    int sync = a->tmp && !(a->flags & CMR_ATOMIC_NOSYNC);
+    if (!e && sync && fsync(fileno(a->f)))
         e = errno;
     if (fclose(a->f) && !e)
         e = errno ? errno : EIO;
@@ -363,7 +365,7 @@ int cmr_atomic_commit(struct cmr_atomic *a, struct cmr_error *err)
         cmr_atomic_abort(a);
         return CMR_EIO;
     }
-    if (a->tmp) {
+    if (sync) {
         /* make the rename durable */
         char *dir, *base;
         if (!split(a->path, &dir, &base)) {

@@ -40,13 +40,16 @@
 
 /* flags */
 enum {
-    CMR_ATOMIC_STREAM = 1 /* write a FIFO, character device or /proc name directly (else refuse it) */
+    CMR_ATOMIC_STREAM = 1, /* write a FIFO, character device or /proc name directly (else refuse it) */
+    CMR_ATOMIC_NOSYNC = 2  /* no fsync: still whole or absent for readers and after a kill, but a
+                              crash of the machine may leave it empty (many small files: cmr-dump) */
 };
 
 struct cmr_atomic {
     FILE *f;    /* write here */
     char *path; /* the file written: the output with its symbolic links followed */
     char *tmp;  /* the temporary file; NULL when the output is written directly */
+    int flags;  /* as given to cmr_atomic_open */
 };
 
 /* opens an output as the rules above say; on error *a is empty and err filled */

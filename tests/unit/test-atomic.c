@@ -84,6 +84,8 @@ static void test_regular(void)
     umask(022);
     ok(temporaries(dir) == 0, "no temporary left");
     chmod(p, 0640);
+    ok(put(p, CMR_ATOMIC_NOSYNC, "two", &err) == CMR_OK && has_text(p, "two") && temporaries(dir) == 0,
+       "CMR_ATOMIC_NOSYNC: replaced the same way, without fsync");
     ok(put(p, 0, "two", &err) == CMR_OK && has_text(p, "two"), "an existing file is replaced");
     int st = stat(p, &sb);
     ok(st == 0 && (sb.st_mode & 07777) == 0640, "its permission bits are kept (%o)", (unsigned)(sb.st_mode & 07777));
