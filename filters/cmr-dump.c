@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "frame.h"
 #include "npy.h"
+#include "util/atomic.h"
 
 #define NAME_MAX_BYTES 120
 
@@ -262,6 +263,7 @@ struct row {
 
 struct npy_out {
     const char *dir;
+    const char *input;      /* the input stream, "-" for stdin: never overwritten */
     struct nameset used;
     struct row *rows;
     size_t n_rows, cap_rows;
@@ -313,6 +315,8 @@ static void npy_tensor(struct npy_out *o, const struct cmr_frame *fr)
         memcpy(o->shape0, fr->shape, sizeof o->shape0);
         o->file = file_name(&o->used, fr->track);
         snprintf(path, sizeof path, "%s/%s", o->dir, o->file);
+        if (cmr_same_file(path, o->input))
+            cli_die(CLI_EXIT_USAGE, "--npy: %s is the input: writing it would destroy the input", path);
         o->w = cmr_npy_create(path, o->tail_ndim, o->tail, &err);
         if (!o->w)
             cli_die(CLI_EXIT_DATA, "%s", err.msg);
@@ -427,13 +431,15 @@ static void put_tsv(FILE *f, const char *s)
 
 static void write_index(struct npy_out *o)
 {
-    char path[4096], tmp[4200];
+    char path[4096];
+    struct cmr_atomic a;
+    struct cmr_error err = {0};
     FILE *f;
 
     snprintf(path, sizeof path, "%s/index.tsv", o->dir);
-    snprintf(tmp, sizeof tmp, "%s/.index.tsv.%ld.tmp", o->dir, (long)getpid());
-    if (!(f = fopen(tmp, "w")))
-        cli_die(CLI_EXIT_DATA, "%s: %s", tmp, strerror(errno));
+    if (cmr_atomic_open(&a, path, CMR_ATOMIC_STREAM, &err) != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "%s", err.msg);
+    f = a.f;
     fputs("track\tfile", f);
     for (int k = 0; k < o->n_keys; k++) {
         fputc('\t', f);
@@ -456,14 +462,8 @@ static void write_index(struct npy_out *o)
         }
         fputc('\n', f);
     }
-    if (ferror(f) | (fclose(f) != 0)) {
-        unlink(tmp);
-        cli_die(CLI_EXIT_DATA, "%s: write failed: %s", tmp, strerror(errno));
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        cli_die(CLI_EXIT_DATA, "%s: %s", path, strerror(errno));
-    }
+    if (cmr_atomic_commit(&a, &err) != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "%s", err.msg);
 }
 
 static void npy_free(struct npy_out *o)
@@ -511,6 +511,7 @@ int main(int argc, char **argv)
     struct cmr_reader *rd;
     struct cmr_frame fr;
     struct npy_out out;
+    struct cmr_error err = {0};
     int c;
 
     cli_init("cmr-dump");
@@ -538,6 +539,15 @@ int main(int argc, char **argv)
         if (stat(npy_dir, &st) != 0 || !S_ISDIR(st.st_mode))
             cli_die(CLI_EXIT_DATA, "%s: not a directory", npy_dir);
         out.dir = npy_dir;
+        out.input = input ? input : "-";
+        /* index.tsv can be written, and no input is in the way; the
+         * temporaries of a killed run go */
+        char index[4096];
+        const char *ins[] = {out.input};
+        snprintf(index, sizeof index, "%s/index.tsv", npy_dir);
+        if (cmr_output_check("--npy", index, ins, 1, CMR_ATOMIC_STREAM, &err))
+            cli_die(err.code == CMR_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_DATA, "%s", err.msg);
+        cmr_atomic_clean(npy_dir, NULL);
         g_out = &out;
         atexit(cleanup);
     }

@@ -17,6 +17,7 @@
 #include "dsp/stats.h"
 #include "frame.h"
 #include "frontend.h"
+#include "util/atomic.h"
 
 static noreturn void usage(FILE *f, int code)
 {
@@ -151,6 +152,13 @@ int main(int argc, char **argv)
     cmr_mel_cfg_describe(&cfg, desc, sizeof desc);
 
     struct cmr_error err = {0};
+    if (stats_path) {
+        /* found now, not after the whole stream: an input or stdout's frames in
+         * the way, an unwritable place */
+        const char *ins[] = {input ? input : "-", norm_path, "/dev/stdout"};
+        if (cmr_output_check("--stats", stats_path, ins, 3, CMR_ATOMIC_STREAM, &err))
+            cli_die(err.code == CMR_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_DATA, "%s", err.msg);
+    }
     struct post p = {0};
     cmr_stats_init(&p.acc);
     p.stats = stats_path != NULL;

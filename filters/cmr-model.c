@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "model.h"
 #include "safetensors.h"
+#include "util/atomic.h"
 
 static noreturn void usage(FILE *f, int code)
 {
@@ -53,7 +54,9 @@ static noreturn void usage(FILE *f, int code)
         "  -v, --verbose       more detail\n"
         "  -h, --help          this help\n"
         "\n"
-        "Files are written atomically (a temporary file beside OUT, renamed).\n"
+        "OUT is written atomically (a temporary file beside it, renamed over it; a\n"
+        "symbolic link's target is replaced, a FIFO or device is written directly);\n"
+        "OUT may not be the input.\n"
         "Exit status: 0 ok, 1 bad or unreadable file, 2 usage.\n");
     exit(code);
 }
@@ -242,6 +245,15 @@ static int cmd_info(const char *path)
     return 0;
 }
 
+/* before any work: out must not be the input, and must be writable
+ * (util/atomic.h: a FIFO or a character device is written directly) */
+static void check_out(const char *out, const char *in)
+{
+    struct cmr_error err = {0};
+    if (cmr_output_check(NULL, out, &in, in ? 1 : 0, CMR_ATOMIC_STREAM, &err))
+        cli_die(err.code == CMR_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_DATA, "%s", err.msg);
+}
+
 static void refuse(const struct opts *o, unsigned allowed, const char *cmd)
 {
     static const char *names[] = {"--kind", "--width", "--seed", "--emb", "--hidden",
@@ -283,6 +295,7 @@ static int cmd_init(const struct opts *o, const char *out)
         cfg.mel_mean = (float)o->mel_mean;
         cfg.mel_std = (float)o->mel_std;
     }
+    check_out(out, NULL);
     struct cmr_model *m = cmr_model_new(&cfg, &err);
     if (!m)
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
@@ -314,6 +327,7 @@ static int cmd_import(const struct opts *o, const char *in, const char *out)
         io.mel_mean = (float)o->mel_mean;
         io.mel_std = (float)o->mel_std;
     }
+    check_out(out, in);
     struct cmr_model *m = cmr_model_import(in, &io, &err);
     if (!m)
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
@@ -330,6 +344,7 @@ static int cmd_export(const struct opts *o, const char *in, const char *out)
 {
     struct cmr_error err = {0};
     refuse(o, 0, "export");
+    check_out(out, in);
     struct cmr_model *m = load_or_die(in);
     int rc = cmr_model_export(m, out, &err);
     if (rc)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include "model.h"
 #include "train.h"
 #include "train-mpi.h"
+#include "util/atomic.h"
 
 #define SEG ((size_t)CMR_MODEL_T * CMR_MODEL_F)
 
@@ -81,7 +83,8 @@ static noreturn void usage(FILE *f, int code)
         "                           at checkpoints only); a difference stops training\n"
         "Output:\n"
         "  -o, --out FILE           the model file, with the optimizer state (required);\n"
-        "                           written atomically at every checkpoint and at the end\n"
+        "                           written atomically at every checkpoint and at the end;\n"
+        "                           a regular file (or a link to one), not an input\n"
         "  -c, --checkpoint-every N also write FILE every N steps [100] (0: only at the end)\n"
         "  -l, --log FILE           TSV, one row per step: step epoch loss acc lr seg_per_s\n"
         "                           elapsed_s\n"
@@ -271,6 +274,9 @@ static void end_epoch(struct run *r)
 static FILE *log_reopen(const char *path, int64_t step, double *elapsed)
 {
     *elapsed = 0;
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return NULL; /* new, or a FIFO or device: written from the start */
     FILE *in = fopen(path, "r");
     if (!in)
         return NULL;
@@ -308,10 +314,21 @@ static FILE *log_reopen(const char *path, int64_t step, double *elapsed)
         len += n;
     }
     fclose(in);
-    FILE *f = fopen(path, "w");
-    if (!f || fwrite(keep, 1, len, f) != len)
+    /* the rows kept replace the log whole (a kill here leaves the old one) */
+    struct cmr_atomic a;
+    struct cmr_error err = {0};
+    if (cmr_atomic_open(&a, path, 0, &err))
+        cli_die(CLI_EXIT_DATA, "--log: %s", err.msg);
+    if (fwrite(keep, 1, len, a.f) != len) {
+        cmr_atomic_abort(&a);
         cli_die(CLI_EXIT_DATA, "--log: cannot write %s: %s", path, strerror(errno));
+    }
+    if (cmr_atomic_commit(&a, &err))
+        cli_die(CLI_EXIT_DATA, "--log: %s", err.msg);
     free(keep);
+    FILE *f = fopen(path, "a");
+    if (!f)
+        cli_die(CLI_EXIT_DATA, "--log: cannot write %s: %s", path, strerror(errno));
     return f;
 }
 
@@ -426,6 +443,18 @@ int main(int argc, char **argv)
         r.d = train_mpi_start(&argc, &argv, &dc);
         if (r.d->rank != 0)
             log_path = NULL; /* rank 0 alone writes */
+    }
+
+    /* the outputs, before any work: not an input (the checkpoint that --resume
+     * continues excepted), writable, --out a regular file (checkpoints replace
+     * it, --resume reads it); stale temporaries of a killed run go */
+    if (!eval_path && (!r.d || r.d->rank == 0)) {
+        const char *in = input ? input : "-";
+        const char *ins_out[] = {in, stats_path, init_path, log_path};
+        const char *ins_log[] = {in, stats_path, init_path, resume_path, r.out};
+        if (cmr_output_check("--out", r.out, ins_out, 4, 0, &err) ||
+            (log_path && cmr_output_check("--log", log_path, ins_log, 5, CMR_ATOMIC_STREAM, &err)))
+            cli_die(err.code == CMR_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_DATA, "%s", err.msg);
     }
 
     /* the input standardisation */

@@ -410,6 +410,45 @@ void cmr_model_tensor_set(struct cmr_model *m, int i, const float *src)
         m->bn_count[t->offset] = src[0] >= 0 && src[0] < 9.2e18f ? (int64_t)src[0] : 0;
 }
 
+static int bad_value(const float *v, size_t n, int var, size_t *at)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!isfinite(v[k]) || (var && v[k] < 0)) {
+            *at = k;
+            return 1;
+        }
+    return 0;
+}
+
+static const char *what_value(float v)
+{
+    return isnan(v) ? "NaN" : isinf(v) ? "an infinity" : "a negative variance";
+}
+
+int cmr_model_check_values(const struct cmr_model *m, const char *name, struct cmr_error *err)
+{
+    size_t k;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const struct cmr_tensor *t = &m->tensors[i];
+        if (t->role == CMR_TENSOR_COUNT)
+            continue;
+        const float *v = (t->role == CMR_TENSOR_PARAM ? m->params : m->stats) + t->offset;
+        if (bad_value(v, t->numel, t->role == CMR_TENSOR_STAT && strstr(t->name, "running_var") != NULL, &k)) {
+            char tn[80];
+            cmr_model_tensor_name(m, i, tn, sizeof tn);
+            return cmr_error_set(err, CMR_ENAN, "%s: tensor '%s' holds %s at element %zu", name, tn,
+                                 what_value(v[k]), k);
+        }
+    }
+    if (m->adam_m && bad_value(m->adam_m, m->n_params, 0, &k))
+        return cmr_error_set(err, CMR_ENAN, "%s: Adam's first moment holds %s at parameter %zu", name,
+                             what_value(m->adam_m[k]), k);
+    if (m->adam_v && bad_value(m->adam_v, m->n_params, 1, &k))
+        return cmr_error_set(err, CMR_ENAN, "%s: Adam's second moment holds %s at parameter %zu", name,
+                             m->adam_v[k] < 0 ? "a negative value" : what_value(m->adam_v[k]), k);
+    return CMR_OK;
+}
+
 const char *cmr_model_meta_get(const struct cmr_model *m, const char *key)
 {
     for (int i = 0; i < m->n_meta; i++)

@@ -207,6 +207,13 @@ int cmr_model_tensor_find(const struct cmr_model *m, const char *name);
 /* copies tensor i out of / into the model as floats (COUNT: one value) */
 void cmr_model_tensor_get(const struct cmr_model *m, int i, float *dst);
 void cmr_model_tensor_set(struct cmr_model *m, int i, const float *src);
+/* What every loader (model files, safetensors import) checks once the
+ * tensors are in: every weight, batch-norm running statistic and Adam value
+ * finite, every running variance >= 0 (the input standardisation is checked
+ * with the configuration, by cmr_model_cfg_check). CMR_ENAN naming the file
+ * (name), the tensor and the element, e.g. "m.cmr: tensor 'fc.weight' holds
+ * NaN at element 12". */
+int cmr_model_check_values(const struct cmr_model *m, const char *name, struct cmr_error *err);
 
 /* free-form metadata (saved in model files, exported as safetensors __metadata__) */
 const char *cmr_model_meta_get(const struct cmr_model *m, const char *key);

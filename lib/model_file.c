@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "model.h"
-#include "safetensors.h"
+#include "util/atomic.h"
 
 #define FLAG_ADAM 1u
 #define MAX_STR 4096
@@ -81,7 +81,7 @@ int cmr_model_save(const struct cmr_model *m, const char *path, int with_adam,
             return cmr_error_set(err, CMR_EINVAL, "%s: metadata '%.40s' longer than %d bytes", path,
                                  m->meta[i].key, MAX_STR);
     struct cmr_atomic a;
-    int rc = cmr_atomic_open(&a, path, err);
+    int rc = cmr_atomic_open(&a, path, CMR_ATOMIC_STREAM, err);
     if (rc)
         return rc;
     struct w w = {a.f, 0, 0};
@@ -377,6 +377,9 @@ struct cmr_model *cmr_model_load_mem(const void *buf, size_t len, const char *na
         cmr_error_set(err, CMR_EFORMAT, "%s: %zu bytes of garbage after the model", name, len - r.i);
         goto fail;
     }
+    /* a valid checksum says nothing about the values (a diverged run, a tool) */
+    if (cmr_model_check_values(m, name, err))
+        goto fail;
     return m;
 fail_seen:
     free(seen);

@@ -345,14 +345,16 @@ struct cmr_model *cmr_model_import(const char *path, const struct cmr_import_opt
             goto fail;
         }
         cmr_safetensors_get(st, t, tmp);
-        for (size_t k = 0; k < mt->numel; k++)
-            if (!isfinite(tmp[k])) {
-                cmr_error_set(err, CMR_ENAN, "%s: tensor '%s' holds %s at element %zu", path, name,
-                              isnan(tmp[k]) ? "NaN" : "an infinity", k);
-                goto fail;
-            }
+        if (mt->role == CMR_TENSOR_COUNT && !isfinite(tmp[0])) {
+            /* the model keeps it as an integer: cmr_model_check_values cannot see it */
+            cmr_error_set(err, CMR_ENAN, "%s: tensor '%s' holds %s at element 0", path, name,
+                          isnan(tmp[0]) ? "NaN" : "an infinity");
+            goto fail;
+        }
         cmr_model_tensor_set(m, i, tmp);
     }
+    if (cmr_model_check_values(m, path, err))
+        goto fail;
     for (int i = 0; i < st->n_tensors; i++)
         if (cmr_model_tensor_find(m, st->tensors[i].name) < 0) {
             cmr_error_set(err, CMR_EMODEL, "%s: unexpected tensor '%s' (not part of a %s model)", path,

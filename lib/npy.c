@@ -1,15 +1,15 @@
 #include "npy.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "util/atomic.h"
 
 struct cmr_npy {
-    FILE *f;
-    char *path, *tmp;
+    struct cmr_atomic a;              /* a regular file: the header is rewritten at the end */
+    FILE *f;                          /* a.f while open */
     int ndim;                         /* including the rows dimension */
     int64_t shape[CMR_NPY_MAX_DIMS];  /* shape[0] = rows so far */
     size_t row_floats;
@@ -58,9 +58,6 @@ struct cmr_npy *cmr_npy_create(const char *path, int tail_ndim, const int64_t *t
 {
     struct cmr_npy *w;
     char hdr[CMR_NPY_HEADER_LEN];
-    const char *slash;
-    size_t dl;
-    int fd;
 
     if (tail_ndim < 0 || tail_ndim > CMR_NPY_MAX_DIMS - 1) {
         cmr_error_set(err, CMR_EINVAL, "npy: %d trailing dims, at most %d", tail_ndim,
@@ -83,37 +80,15 @@ struct cmr_npy *cmr_npy_create(const char *path, int tail_ndim, const int64_t *t
         w->shape[i + 1] = tail[i];
         w->row_floats *= (size_t)tail[i];
     }
-    /* the temporary is ".NAME.PID.N.tmp" in the same directory (rename is atomic there) */
-    slash = strrchr(path, '/');
-    dl = slash ? (size_t)(slash - path) + 1 : 0;
-    w->path = strdup(path);
-    w->tmp = malloc(strlen(path) + 64);
-    if (!w->path || !w->tmp) {
-        cmr_error_set(err, CMR_ENOMEM, "npy: out of memory");
-        goto fail;
+    /* no fsync: thousands of .npy files would take seconds more (regenerable output) */
+    if (cmr_atomic_open(&w->a, path, CMR_ATOMIC_NOSYNC, err) != CMR_OK) {
+        free(w);
+        return NULL;
     }
-    memcpy(w->tmp, path, dl);
-    fd = -1;
-    errno = EEXIST;
-    for (unsigned i = 0; fd < 0 && errno == EEXIST && i < 1000; i++) {
-        snprintf(w->tmp + dl, strlen(path) - dl + 64, ".%s.%ld.%u.tmp", path + dl, (long)getpid(), i);
-        fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    }
-    if (fd < 0) {
-        cmr_error_set(err, CMR_EIO, "%s: cannot create: %s", w->tmp, strerror(errno));
-        free(w->tmp);
-        w->tmp = NULL;
-        goto fail;
-    }
-    w->f = fdopen(fd, "wb");
-    if (!w->f) {
-        close(fd);
-        cmr_error_set(err, CMR_EIO, "%s: %s", w->tmp, strerror(errno));
-        goto fail;
-    }
+    w->f = w->a.f;
     cmr_npy_header(hdr, w->ndim, w->shape);
     if (fwrite(hdr, 1, sizeof hdr, w->f) != sizeof hdr) {
-        cmr_error_set(err, CMR_EIO, "%s: write failed: %s", w->tmp, strerror(errno));
+        cmr_error_set(err, CMR_EIO, "%s: write failed: %s", w->a.path, strerror(errno));
         goto fail;
     }
     return w;
@@ -130,14 +105,14 @@ int cmr_npy_append(struct cmr_npy *w, const float *data, size_t rows, struct cmr
     n = rows * w->row_floats;
     if (is_little_endian()) {
         if (fwrite(data, sizeof *data, n, w->f) != n)
-            return cmr_error_set(err, CMR_EIO, "%s: write failed: %s", w->tmp, strerror(errno));
+            return cmr_error_set(err, CMR_EIO, "%s: write failed: %s", w->a.path, strerror(errno));
     } else {
         for (size_t i = 0; i < n; i++) {
             unsigned char b[4], s[4];
             memcpy(b, &data[i], 4);
             s[0] = b[3], s[1] = b[2], s[2] = b[1], s[3] = b[0];
             if (fwrite(s, 1, 4, w->f) != 4)
-                return cmr_error_set(err, CMR_EIO, "%s: write failed: %s", w->tmp, strerror(errno));
+                return cmr_error_set(err, CMR_EIO, "%s: write failed: %s", w->a.path, strerror(errno));
         }
     }
     w->shape[0] += (int64_t)rows;
@@ -161,35 +136,23 @@ int cmr_npy_finish(struct cmr_npy *w, struct cmr_error *err)
     }
     f = w->f;
     if (cmr_npy_header(hdr, w->ndim, w->shape) != CMR_OK)
-        rc = cmr_error_set(err, CMR_EINVAL, "%s: shape does not fit the header", w->path);
+        rc = cmr_error_set(err, CMR_EINVAL, "%s: shape does not fit the header", w->a.path);
     else if (fflush(f) != 0 || fseek(f, 0, SEEK_SET) != 0 ||
-             fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr || fflush(f) != 0)
-        rc = cmr_error_set(err, CMR_EIO, "%s: write failed: %s", w->tmp, strerror(errno));
+             fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr)
+        rc = cmr_error_set(err, CMR_EIO, "%s: write failed: %s", w->a.path, strerror(errno));
     w->f = NULL;
-    if (fclose(f) != 0 && rc == CMR_OK)
-        rc = cmr_error_set(err, CMR_EIO, "%s: write failed: %s", w->tmp, strerror(errno));
-    if (rc == CMR_OK && rename(w->tmp, w->path) != 0)
-        rc = cmr_error_set(err, CMR_EIO, "%s: cannot rename into place: %s", w->path,
-                           strerror(errno));
-    if (rc != CMR_OK) {
-        cmr_npy_abort(w);
-        return rc;
-    }
-    free(w->tmp);
-    free(w->path);
+    if (rc == CMR_OK)
+        rc = cmr_atomic_commit(&w->a, err); /* fsync, rename into place */
+    else
+        cmr_atomic_abort(&w->a);
     free(w);
-    return CMR_OK;
+    return rc;
 }
 
 void cmr_npy_abort(struct cmr_npy *w)
 {
     if (!w)
         return;
-    if (w->f)
-        fclose(w->f);
-    if (w->tmp)
-        unlink(w->tmp);
-    free(w->tmp);
-    free(w->path);
+    cmr_atomic_abort(&w->a);
     free(w);
 }

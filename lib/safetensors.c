@@ -1,10 +1,10 @@
 /* safetensors reader and writer; see safetensors.h. */
 #include "safetensors.h"
+#include "util/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -754,7 +754,7 @@ int cmr_safetensors_write(const char *path, const struct cmr_st_out *tensors, in
         return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", path);
     }
     struct cmr_atomic a;
-    int rc = cmr_atomic_open(&a, path, err);
+    int rc = cmr_atomic_open(&a, path, CMR_ATOMIC_STREAM, err);
     if (rc) {
         free(h.s);
         return rc;
@@ -776,91 +776,4 @@ int cmr_safetensors_write(const char *path, const struct cmr_st_out *tensors, in
         return CMR_EIO;
     }
     return cmr_atomic_commit(&a, err);
-}
-
-/* ---- atomic files ---- */
-
-int cmr_atomic_open(struct cmr_atomic *a, const char *path, struct cmr_error *err)
-{
-    memset(a, 0, sizeof *a);
-    size_t n = strlen(path);
-    char *d = strdup(path), *b = strdup(path);
-    a->path = strdup(path);
-    a->tmp = malloc(n + 16);
-    if (!d || !b || !a->path || !a->tmp) {
-        free(d);
-        free(b);
-        free(a->path);
-        free(a->tmp);
-        return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", path);
-    }
-    snprintf(a->tmp, n + 16, "%s/.%s.XXXXXX", dirname(d), basename(b));
-    free(d);
-    free(b);
-    int fd = mkstemp(a->tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(a->path);
-        free(a->tmp);
-        return cmr_error_set(err, CMR_EIO, "%s: cannot create a temporary file beside it: %s", path,
-                             strerror(e));
-    }
-    /* mkstemp makes 0600; give the file the usual permissions */
-    mode_t um = umask(0);
-    umask(um);
-    if (fchmod(fd, 0666 & ~um)) {
-        /* not fatal */
-    }
-    a->f = fdopen(fd, "wb");
-    if (!a->f) {
-        int e = errno;
-        close(fd);
-        unlink(a->tmp);
-        free(a->path);
-        free(a->tmp);
-        return cmr_error_set(err, CMR_EIO, "%s: %s", path, strerror(e));
-    }
-    return CMR_OK;
-}
-
-void cmr_atomic_abort(struct cmr_atomic *a)
-{
-    if (a->f)
-        fclose(a->f);
-    if (a->tmp)
-        unlink(a->tmp);
-    free(a->tmp);
-    free(a->path);
-    memset(a, 0, sizeof *a);
-}
-
-int cmr_atomic_commit(struct cmr_atomic *a, struct cmr_error *err)
-{
-    int e = 0;
-    if (fflush(a->f) || ferror(a->f) || fsync(fileno(a->f)))
-        e = errno ? errno : EIO;
-    if (fclose(a->f) && !e)
-        e = errno ? errno : EIO;
-    a->f = NULL;
-    if (!e && rename(a->tmp, a->path))
-        e = errno;
-    if (e) {
-        cmr_error_set(err, CMR_EIO, "%s: write failed: %s", a->path, strerror(e));
-        cmr_atomic_abort(a);
-        return CMR_EIO;
-    }
-    /* make the rename durable */
-    char *d = strdup(a->path);
-    if (d) {
-        int dfd = open(dirname(d), O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(d);
-    }
-    free(a->tmp);
-    free(a->path);
-    memset(a, 0, sizeof *a);
-    return CMR_OK;
 }

@@ -16,8 +16,8 @@
  * CMR_ST_MAX_DIMS, and checks that every tensor's byte range matches its
  * dtype x shape and lies inside the data area, without overlaps.
  *
- * The atomic file helpers at the end are shared with the model files: write
- * to a temporary file in the destination's directory, fsync, rename.
+ * Files are written as util/atomic.h says (a temporary file beside the
+ * output, fsync, rename; a FIFO or character device directly).
  * Nothing here prints or exits; errors come back as CMR_E* codes with
  * struct cmr_error filled. */
 #ifndef CMR_SAFETENSORS_H
@@ -88,21 +88,9 @@ struct cmr_st_out {
     const float *data;
 };
 
-/* writes tensors (in the given order) and metadata to path atomically */
+/* writes tensors (in the given order) and metadata to path atomically
+ * (util/atomic.h, CMR_ATOMIC_STREAM) */
 int cmr_safetensors_write(const char *path, const struct cmr_st_out *tensors, int n_tensors,
                           const struct cmr_st_meta *meta, int n_meta, struct cmr_error *err);
-
-/* ---- atomic file writing (also used by model files) ----
- * cmr_atomic_open creates "DIR/.BASE.XXXXXX" beside path; cmr_atomic_commit
- * flushes, fsyncs, closes and renames it over path (then fsyncs the
- * directory); cmr_atomic_abort closes and removes it. Both free *a. */
-struct cmr_atomic {
-    FILE *f;
-    char *tmp;
-    char *path;
-};
-int cmr_atomic_open(struct cmr_atomic *a, const char *path, struct cmr_error *err);
-int cmr_atomic_commit(struct cmr_atomic *a, struct cmr_error *err);
-void cmr_atomic_abort(struct cmr_atomic *a);
 
 #endif

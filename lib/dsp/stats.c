@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "dsp/stats.h"
+#include "util/atomic.h"
 
 void cmr_stats_init(struct cmr_stats *s)
 {
@@ -85,50 +86,18 @@ int cmr_stats_write(const char *path, const struct cmr_stats *s, const char *kin
     if (!one_line(kind) || !one_line(config) || (kind && strlen(kind) >= 64))
         return cmr_error_set(err, CMR_EINVAL, "stats: kind and config should be one short line each");
 
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp)
-        return cmr_error_set(err, CMR_ENOMEM, "stats: out of memory");
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return cmr_error_set(err, CMR_EIO, "stats: cannot create %s: %s", path, strerror(e));
-    }
-    fchmod(fd, 0644);
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return cmr_error_set(err, CMR_EIO, "stats: cannot write %s: %s", path, strerror(e));
-    }
+    struct cmr_atomic a;
+    int rc = cmr_atomic_open(&a, path, CMR_ATOMIC_STREAM, err);
+    if (rc)
+        return rc;
+    FILE *f = a.f;
     fprintf(f, "%s %d\n", CMR_STATS_MAGIC, CMR_STATS_VERSION);
     if (kind && *kind)
         fprintf(f, "kind %s\n", kind);
     if (config && *config)
         fprintf(f, "config %s\n", config);
     fprintf(f, "count %llu\nmean %.17g\nstd %.17g\n", (unsigned long long)s->count, mean, std);
-    int bad = fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        e = errno;
-    }
-    if (!bad && rename(tmp, path) != 0) {
-        bad = 1;
-        e = errno;
-    }
-    if (bad) {
-        unlink(tmp);
-        free(tmp);
-        return cmr_error_set(err, CMR_EIO, "stats: cannot write %s: %s", path, strerror(e));
-    }
-    free(tmp);
-    return CMR_OK;
+    return cmr_atomic_commit(&a, err);
 }
 
 static int parse_double(const char *s, double *out)

@@ -21,7 +21,8 @@
  * (the reference code's FMA-small ones: mean 0.1326, std 0.1844). Numbers are
  * written with 17 significant digits and read back exactly. A file is written
  * to a temporary name in the same directory and renamed into place, so a
- * reader never sees half a file.
+ * reader never sees half a file (util/atomic.h; a FIFO or a character device
+ * is written directly).
  *
  * Example: tests/unit/test-mel.c (test_stats)
  */
@@ -60,7 +61,7 @@ double cmr_stats_mean(const struct cmr_stats *s);
 /* population standard deviation; 0 for fewer than 2 values */
 double cmr_stats_std(const struct cmr_stats *s);
 
-/* Writes a stats file atomically (temporary file + rename). kind and config
+/* Writes a stats file atomically (util/atomic.h, CMR_ATOMIC_STREAM). kind and config
  * may be NULL. CMR_EINVAL when s has no values or a zero std, CMR_EIO when
  * the file cannot be written. */
 int cmr_stats_write(const char *path, const struct cmr_stats *s, const char *kind,

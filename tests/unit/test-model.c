@@ -222,6 +222,38 @@ static void test_files(void)
        "save without Adam state");
     cmr_model_free(l);
 
+    /* values a checksum cannot vouch for: saved whole (valid CRC), refused on load */
+    {
+        char pv[512];
+        path_in(pv, sizeof pv, "values.cmr");
+        int fc = cmr_model_tensor_find(m, "encoder.fc.bias"), rv = cmr_model_tensor_find(m, "encoder.blocks.1.bn.running_var");
+        float *w = m->params + m->tensors[fc].offset, *var = m->stats + m->tensors[rv].offset;
+        float w0 = w[3], v0 = var[2], a0 = m->adam_v[7];
+        w[3] = NAN;
+        ok(cmr_model_save(m, pv, 1, &err) == CMR_OK && !(l = cmr_model_load(pv, &err)) && err.code == CMR_ENAN &&
+               strstr(err.msg, "'encoder.fc.bias' holds NaN at element 3"),
+           "a NaN weight with a valid checksum: %s", err.msg);
+        w[3] = -INFINITY;
+        ok(cmr_model_save(m, pv, 1, &err) == CMR_OK && !(l = cmr_model_load(pv, &err)) && err.code == CMR_ENAN &&
+               strstr(err.msg, "an infinity"),
+           "an infinite weight: %s", err.msg);
+        w[3] = w0;
+        var[2] = -0.5f;
+        ok(cmr_model_save(m, pv, 1, &err) == CMR_OK && !(l = cmr_model_load(pv, &err)) && err.code == CMR_ENAN &&
+               strstr(err.msg, "'encoder.blocks.1.bn.running_var' holds a negative variance at element 2"),
+           "a negative running variance: %s", err.msg);
+        var[2] = v0;
+        m->adam_v[7] = NAN;
+        ok(cmr_model_save(m, pv, 1, &err) == CMR_OK && !(l = cmr_model_load(pv, &err)) && err.code == CMR_ENAN &&
+               strstr(err.msg, "Adam"),
+           "a NaN in Adam's state: %s", err.msg);
+        m->adam_v[7] = a0;
+        ok(cmr_model_save(m, pv, 1, &err) == CMR_OK && (l = cmr_model_load(pv, &err)) && models_equal(m, l),
+           "restored, it loads");
+        cmr_model_free(l);
+        unlink(pv);
+    }
+
     /* damage */
     size_t len = 0;
     unsigned char *b = slurp(p, &len);
