@@ -8,7 +8,8 @@
 # BUILDDIR/tests/fuzz/TARGET-crash-* (etc.) and makes the run fail.
 set -eu
 src=$1 build=$2 secs=${3:-60}
-shift 3 2>/dev/null || shift $#
+shift 2
+[ $# -eq 0 ] || shift
 command -v clang >/dev/null || { echo "make fuzz needs clang: apt-get install clang" >&2; exit 2; }
 out=$build/tests/fuzz
 mkdir -p "$out/obj"
@@ -21,12 +22,13 @@ libs="$(pc --libs) $(pkg-config --libs fftw3f soxr sndfile)
 
 # lib/ (all of it but the MPI part), instrumented; rebuilt when a source or
 # header is newer than its object
+# shellcheck disable=SC2012
 newest_h=$(ls -t "$src"/lib/*.h "$src"/lib/*/*.h | head -n 1)
 objs=
 for c in "$src"/lib/*.c "$src"/lib/*/*.c; do
     case $c in */dist_mpi.c) continue ;; esac
     o=$out/obj/$(echo "${c#"$src"/lib/}" | tr / _ | sed 's/\.c$/.o/')
-    if [ ! -f "$o" ] || [ "$c" -nt "$o" ] || [ "$newest_h" -nt "$o" ]; then
+    if [ ! -f "$o" ] || [ -n "$(find "$c" "$newest_h" -newer "$o")" ]; then
         # shellcheck disable=SC2086
         clang $cflags -c "$c" -o "$o"
     fi
