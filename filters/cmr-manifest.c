@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util/csv.h"
+#include "util/json.h"
 #include "util/rng.h"
 
 static noreturn void usage(FILE *f, int code)
@@ -313,82 +315,16 @@ static void report_missing(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* CSV (RFC 4180: quotes, doubled quotes, newlines inside quotes)      */
-
-struct csv {
-    const char *p, *end;
-    const char *name;
-    long line;      /* line of the record being read, from 1 */
-    char sep;
-    char **field;   /* fields of the last record (pointers into store) */
-    int n, cap;
-    struct buf store;
-    size_t *off;    /* field offsets in store */
-};
+/* CSV: lib/util/csv.c; an error ends the program                       */
 
 /* reads the next record; 0 at end of input */
-static int csv_next(struct csv *c)
+static int csv_next(struct cmr_csv *c)
 {
-    if (c->p >= c->end)
-        return 0;
-    c->n = 0;
-    c->store.n = 0;
-    c->line++;
-    for (;;) {
-        /* one field */
-        if (c->n == c->cap) {
-            c->cap = c->cap ? 2 * c->cap : 64;
-            c->off = xrealloc(c->off, sizeof *c->off * (size_t)c->cap);
-            c->field = xrealloc(c->field, sizeof *c->field * (size_t)c->cap);
-        }
-        c->off[c->n++] = c->store.n;
-        if (c->p < c->end && *c->p == '"') {
-            long start = c->line;
-            c->p++;
-            for (;;) {
-                if (c->p >= c->end)
-                    cli_die(CLI_EXIT_DATA, "%s:%ld: a quoted field is not closed", c->name, start);
-                if (*c->p == '"') {
-                    if (c->p + 1 < c->end && c->p[1] == '"') {
-                        buf_put(&c->store, '"');
-                        c->p += 2;
-                        continue;
-                    }
-                    c->p++;
-                    break;
-                }
-                if (*c->p == '\n')
-                    c->line++;
-                buf_put(&c->store, *c->p++);
-            }
-            /* after the closing quote: a separator, an end of line, or the end */
-            if (c->p < c->end && *c->p != c->sep && *c->p != '\n' && *c->p != '\r')
-                cli_die(CLI_EXIT_DATA, "%s:%ld: text after a closing quote", c->name, c->line);
-        } else {
-            while (c->p < c->end && *c->p != c->sep && *c->p != '\n' && *c->p != '\r')
-                buf_put(&c->store, *c->p++);
-        }
-        buf_put(&c->store, 0);
-        if (c->p < c->end && *c->p == c->sep) {
-            c->p++;
-            continue;
-        }
-        if (c->p < c->end && *c->p == '\r')
-            c->p++;
-        if (c->p < c->end && *c->p == '\n')
-            c->p++;
-        break;
-    }
-    for (int i = 0; i < c->n; i++)
-        c->field[i] = c->store.p + c->off[i];
-    return 1;
-}
-
-static void csv_free(struct csv *c)
-{
-    free(c->field);
-    free(c->off);
-    free(c->store.p);
+    struct cmr_error err = {0};
+    int rc = cmr_csv_next(c, &err);
+    if (rc < 0)
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
+    return rc == CMR_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -414,7 +350,8 @@ static int run_fma(const char *csv_path, const char *audio, const char *subset)
         cli_usage_error("--subset takes small, medium or large, got '%s'", subset);
     size_t len;
     char *text = read_file(csv_path, &len);
-    struct csv c = {.p = text, .end = text + len, .name = csv_path, .sep = ','};
+    struct cmr_csv c;
+    cmr_csv_init(&c, text, len, ',', csv_path);
     char **top = NULL, **sub = NULL;
     int ncol = 0;
     /* the three header rows: top-level names, second-level names, "track_id" */
@@ -526,7 +463,7 @@ static int run_fma(const char *csv_path, const char *audio, const char *subset)
     free(top);
     free(sub);
     free(dflt);
-    csv_free(&c);
+    cmr_csv_free(&c);
     free(text);
     return 0;
 }
@@ -675,185 +612,18 @@ static int run_irmas(const char *root, uint64_t seed, const int pct[3])
 }
 
 /* ------------------------------------------------------------------ */
-/* JSON (enough for aotm2011_playlists.json)                           */
+/* JSON: lib/util/json.c; an error ends the program                      */
 
-struct json {
-    const char *p, *end, *start;
-    const char *name;
-};
-
-static noreturn void json_fail(struct json *j, const char *what)
+static void json_ok(struct cmr_json *j, int rc)
 {
-    long line = 1;
-    for (const char *q = j->start; q < j->p && q < j->end; q++)
-        line += *q == '\n';
-    cli_die(CLI_EXIT_DATA, "%s:%ld: malformed JSON: %s", j->name, line, what);
+    if (rc)
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(j->err, rc));
 }
 
-static void json_ws(struct json *j)
+static noreturn void json_fail(struct cmr_json *j, const char *what)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-static int json_peek(struct json *j)
-{
-    json_ws(j);
-    return j->p < j->end ? (unsigned char)*j->p : -1;
-}
-
-static void json_expect(struct json *j, char ch)
-{
-    if (json_peek(j) != ch) {
-        char msg[32];
-        snprintf(msg, sizeof msg, "expected '%c'", ch);
-        json_fail(j, msg);
-    }
-    j->p++;
-}
-
-static void put_utf8(struct buf *b, unsigned cp)
-{
-    if (cp < 0x80) {
-        buf_put(b, (char)cp);
-    } else if (cp < 0x800) {
-        buf_put(b, (char)(0xC0 | (cp >> 6)));
-        buf_put(b, (char)(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        buf_put(b, (char)(0xE0 | (cp >> 12)));
-        buf_put(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
-        buf_put(b, (char)(0x80 | (cp & 0x3F)));
-    } else {
-        buf_put(b, (char)(0xF0 | (cp >> 18)));
-        buf_put(b, (char)(0x80 | ((cp >> 12) & 0x3F)));
-        buf_put(b, (char)(0x80 | ((cp >> 6) & 0x3F)));
-        buf_put(b, (char)(0x80 | (cp & 0x3F)));
-    }
-}
-
-static unsigned json_hex4(struct json *j)
-{
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        if (j->p >= j->end || !isxdigit((unsigned char)*j->p))
-            json_fail(j, "bad \\u escape");
-        char c = *j->p++;
-        v = v * 16 + (unsigned)(isdigit((unsigned char)c) ? c - '0' : tolower((unsigned char)c) - 'a' + 10);
-    }
-    return v;
-}
-
-/* a string into b (b is cleared); b->p NUL-terminated */
-static void json_string(struct json *j, struct buf *b)
-{
-    b->n = 0;
-    buf_put(b, 0);
-    b->n = 0;
-    json_expect(j, '"');
-    for (;;) {
-        if (j->p >= j->end)
-            json_fail(j, "unterminated string");
-        char c = *j->p++;
-        if (c == '"')
-            break;
-        if ((unsigned char)c < 0x20)
-            json_fail(j, "control character in a string");
-        if (c != '\\') {
-            buf_put(b, c);
-            continue;
-        }
-        if (j->p >= j->end)
-            json_fail(j, "unterminated string");
-        c = *j->p++;
-        switch (c) {
-        case '"': case '\\': case '/': buf_put(b, c); break;
-        case 'b': buf_put(b, '\b'); break;
-        case 'f': buf_put(b, '\f'); break;
-        case 'n': buf_put(b, '\n'); break;
-        case 'r': buf_put(b, '\r'); break;
-        case 't': buf_put(b, '\t'); break;
-        case 'u': {
-            unsigned cp = json_hex4(j);
-            if (cp >= 0xD800 && cp < 0xDC00 && j->end - j->p >= 6 && j->p[0] == '\\' && j->p[1] == 'u') {
-                j->p += 2;
-                unsigned lo = json_hex4(j);
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            put_utf8(b, cp);
-            break;
-        }
-        default: json_fail(j, "bad escape");
-        }
-    }
-}
-
-/* a number's text (validated loosely: strtod must take all of it) */
-static void json_number(struct json *j, struct buf *b)
-{
-    json_ws(j);
-    b->n = 0;
-    buf_put(b, 0);
-    b->n = 0;
-    while (j->p < j->end && (isdigit((unsigned char)*j->p) || strchr("+-.eE", *j->p)))
-        buf_put(b, *j->p++);
-    char *end;
-    if (b->n == 0)
-        json_fail(j, "expected a value");
-    (void)strtod(b->p, &end);
-    if (*end)
-        json_fail(j, "bad number");
-}
-
-static void json_skip(struct json *j, int depth)
-{
-    struct buf tmp = {0};
-    if (depth > 256)
-        json_fail(j, "nested too deeply");
-    int c = json_peek(j);
-    if (c == '{') {
-        j->p++;
-        if (json_peek(j) == '}') {
-            j->p++;
-        } else {
-            for (;;) {
-                json_string(j, &tmp);
-                json_expect(j, ':');
-                json_skip(j, depth + 1);
-                if (json_peek(j) == ',') {
-                    j->p++;
-                    continue;
-                }
-                json_expect(j, '}');
-                break;
-            }
-        }
-    } else if (c == '[') {
-        j->p++;
-        if (json_peek(j) == ']') {
-            j->p++;
-        } else {
-            for (;;) {
-                json_skip(j, depth + 1);
-                if (json_peek(j) == ',') {
-                    j->p++;
-                    continue;
-                }
-                json_expect(j, ']');
-                break;
-            }
-        }
-    } else if (c == '"') {
-        json_string(j, &tmp);
-    } else if (c == 't' || c == 'f' || c == 'n') {
-        const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
-        size_t n = strlen(lit);
-        if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n))
-            json_fail(j, "bad literal");
-        j->p += n;
-    } else {
-        json_number(j, &tmp);
-    }
-    free(tmp.p);
+    int rc = cmr_json_fail(j, what);
+    cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(j->err, rc));
 }
 
 /* ------------------------------------------------------------------ */
@@ -920,141 +690,116 @@ static int run_aotm(const char *json_path, const char *map_path, const char *aud
 
     size_t len;
     char *text = read_file(json_path, &len);
-    struct json j = {.p = text, .end = text + len, .start = text, .name = json_path};
-    struct buf key = {0}, val = {0};
+    struct cmr_error jerr = {0};
+    struct cmr_json j;
+    cmr_json_init(&j, text, len, json_path, CMR_JSON_AT_LINE, 0, &jerr);
+    char *key = NULL, *val = NULL;
     struct membership *mem = NULL;
     size_t n_mem = 0, cap_mem = 0;
     long n_pl = 0, kept_pl = 0, no_audio = 0;
     char **cur = NULL;
     size_t n_cur = 0, cap_cur = 0;
+    int more_pl, more, more_l, more_t;
 
-    json_expect(&j, '[');
-    if (json_peek(&j) == ']')
-        j.p++;
-    else
-        for (;;) {
-            /* one playlist object */
-            json_expect(&j, '{');
-            char mix[64] = "";
-            n_cur = 0;
-            int have_lists = 0;
-            if (json_peek(&j) != '}')
-                for (;;) {
-                    json_string(&j, &key);
-                    json_expect(&j, ':');
-                    if (!strcmp(key.p, "mix_id")) {
-                        if (json_peek(&j) == '"')
-                            json_string(&j, &val);
-                        else
-                            json_number(&j, &val);
-                        snprintf(mix, sizeof mix, "%s", val.p);
-                    } else if (!strcmp(key.p, "filtered_lists")) {
-                        have_lists = 1;
-                        json_expect(&j, '[');
-                        if (json_peek(&j) == ']')
-                            j.p++;
-                        else
-                            for (;;) {
-                                json_expect(&j, '[');
-                                if (json_peek(&j) == ']')
-                                    j.p++;
-                                else
-                                    for (;;) {
-                                        json_string(&j, &val);
-                                        if (n_cur == cap_cur) {
-                                            cap_cur = cap_cur ? 2 * cap_cur : 64;
-                                            cur = xrealloc(cur, sizeof *cur * cap_cur);
-                                        }
-                                        cur[n_cur++] = xstrdup(val.p);
-                                        if (json_peek(&j) == ',') {
-                                            j.p++;
-                                            continue;
-                                        }
-                                        json_expect(&j, ']');
-                                        break;
-                                    }
-                                if (json_peek(&j) == ',') {
-                                    j.p++;
-                                    continue;
-                                }
-                                json_expect(&j, ']');
-                                break;
-                            }
-                    } else {
-                        json_skip(&j, 0);
+    json_ok(&j, cmr_json_begin(&j, '[', &more_pl));
+    while (more_pl) {
+        /* one playlist object */
+        char mix[64] = "";
+        n_cur = 0;
+        int have_lists = 0;
+        json_ok(&j, cmr_json_begin(&j, '{', &more));
+        while (more) {
+            free(key);
+            json_ok(&j, cmr_json_string(&j, &key, NULL));
+            json_ok(&j, cmr_json_expect(&j, ':'));
+            if (!strcmp(key, "mix_id")) {
+                free(val);
+                if (cmr_json_peek(&j) == '"')
+                    json_ok(&j, cmr_json_string(&j, &val, NULL));
+                else
+                    json_ok(&j, cmr_json_number_text(&j, &val));
+                snprintf(mix, sizeof mix, "%s", val);
+            } else if (!strcmp(key, "filtered_lists")) {
+                have_lists = 1;
+                json_ok(&j, cmr_json_begin(&j, '[', &more_l));
+                while (more_l) {
+                    json_ok(&j, cmr_json_begin(&j, '[', &more_t));
+                    while (more_t) {
+                        char *t;
+                        json_ok(&j, cmr_json_string(&j, &t, NULL));
+                        if (n_cur == cap_cur) {
+                            cap_cur = cap_cur ? 2 * cap_cur : 64;
+                            cur = xrealloc(cur, sizeof *cur * cap_cur);
+                        }
+                        cur[n_cur++] = t;
+                        json_ok(&j, cmr_json_next(&j, ']', &more_t));
                     }
-                    if (json_peek(&j) == ',') {
-                        j.p++;
-                        continue;
-                    }
-                    json_expect(&j, '}');
-                    break;
+                    json_ok(&j, cmr_json_next(&j, ']', &more_l));
                 }
-            else
-                j.p++;
-            n_pl++;
-            if (!mix[0] || !have_lists)
-                json_fail(&j, "a playlist without mix_id or filtered_lists");
-            /* the playlist's distinct tracks with audio */
-            char *pl = xasprintf("aotm:%s", mix);
-            check_field("playlist id", pl, json_path);
-            if (strchr(pl, ','))
-                cli_die(CLI_EXIT_DATA, "%s: playlist id '%s' holds a comma", json_path, pl);
-            size_t n_ok = 0;
-            for (size_t i = 0; i < n_cur; i++) {
-                int dup = 0;
-                for (size_t k = 0; k < n_ok && !dup; k++)
-                    dup = !strcmp(cur[k], cur[i]);
-                const char *rel = map_get(&paths, cur[i]);
-                if (dup || !rel) {
-                    no_audio += !dup;
+            } else {
+                json_ok(&j, cmr_json_skip(&j));
+            }
+            json_ok(&j, cmr_json_next(&j, '}', &more));
+        }
+        n_pl++;
+        if (!mix[0] || !have_lists)
+            json_fail(&j, "a playlist without mix_id or filtered_lists");
+        /* the playlist's distinct tracks with audio */
+        char *pl = xasprintf("aotm:%s", mix);
+        check_field("playlist id", pl, json_path);
+        if (strchr(pl, ','))
+            cli_die(CLI_EXIT_DATA, "%s: playlist id '%s' holds a comma", json_path, pl);
+        size_t n_ok = 0;
+        for (size_t i = 0; i < n_cur; i++) {
+            int dup = 0;
+            for (size_t k = 0; k < n_ok && !dup; k++)
+                dup = !strcmp(cur[k], cur[i]);
+            const char *rel = map_get(&paths, cur[i]);
+            if (dup || !rel) {
+                no_audio += !dup;
+                free(cur[i]);
+                continue;
+            }
+            if (g_check) {
+                const char *st = map_get(&ok_audio, cur[i]);
+                if (!st) {
+                    char *path = audio_path(rel);
+                    int okf = access(path, R_OK) == 0;
+                    if (!okf) {
+                        g_missing++;
+                        cli_info("track %s: %s: %s, left out", cur[i], path, strerror(errno));
+                    }
+                    map_put(&ok_audio, cur[i], okf ? "1" : "0");
+                    st = okf ? "1" : "0";
+                    free(path);
+                }
+                if (st[0] == '0') {
                     free(cur[i]);
                     continue;
                 }
-                if (g_check) {
-                    const char *st = map_get(&ok_audio, cur[i]);
-                    if (!st) {
-                        char *path = audio_path(rel);
-                        int okf = access(path, R_OK) == 0;
-                        if (!okf) {
-                            g_missing++;
-                            cli_info("track %s: %s: %s, left out", cur[i], path, strerror(errno));
-                        }
-                        map_put(&ok_audio, cur[i], okf ? "1" : "0");
-                        st = okf ? "1" : "0";
-                        free(path);
-                    }
-                    if (st[0] == '0') {
-                        free(cur[i]);
-                        continue;
-                    }
-                }
-                cur[n_ok++] = cur[i];
             }
-            if ((long)n_ok >= min_tracks) {
-                kept_pl++;
-                for (size_t i = 0; i < n_ok; i++) {
-                    if (n_mem == cap_mem) {
-                        cap_mem = cap_mem ? 2 * cap_mem : 1024;
-                        mem = xrealloc(mem, sizeof *mem * cap_mem);
-                    }
-                    mem[n_mem].track = cur[i];
-                    mem[n_mem].playlist = xstrdup(pl);
-                    n_mem++;
-                }
-            } else {
-                for (size_t i = 0; i < n_ok; i++)
-                    free(cur[i]);
-            }
-            free(pl);
-            if (json_peek(&j) == ',') {
-                j.p++;
-                continue;
-            }
-            json_expect(&j, ']');
-            break;
+            cur[n_ok++] = cur[i];
         }
-    if (json_peek(&j) != -1)
+        if ((long)n_ok >= min_tracks) {
+            kept_pl++;
+            for (size_t i = 0; i < n_ok; i++) {
+                if (n_mem == cap_mem) {
+                    cap_mem = cap_mem ? 2 * cap_mem : 1024;
+                    mem = xrealloc(mem, sizeof *mem * cap_mem);
+                }
+                mem[n_mem].track = cur[i];
+                mem[n_mem].playlist = xstrdup(pl);
+                n_mem++;
+            }
+        } else {
+            for (size_t i = 0; i < n_ok; i++)
+                free(cur[i]);
+        }
+        free(pl);
+        json_ok(&j, cmr_json_next(&j, ']', &more_pl));
+    }
+    (void)cmr_json_peek(&j);
+    if (j.i != j.n)
         json_fail(&j, "text after the top-level array");
 
     /* one line per track, tracks in id order, playlists in id order */
@@ -1096,8 +841,8 @@ static int run_aotm(const char *json_path, const char *map_path, const char *aud
     free(mem);
     free(cur);
     free(pls.p);
-    free(key.p);
-    free(val.p);
+    free(key);
+    free(val);
     free(text);
     map_free(&paths);
     map_free(&ok_audio);
@@ -1280,7 +1025,8 @@ static int run_mtat(const char *csv_path, const char *audio, long top)
 {
     size_t len;
     char *text = read_file(csv_path, &len);
-    struct csv c = {.p = text, .end = text + len, .name = csv_path, .sep = '\t'};
+    struct cmr_csv c;
+    cmr_csv_init(&c, text, len, '\t', csv_path);
     if (!csv_next(&c))
         cli_die(CLI_EXIT_DATA, "%s: empty file", csv_path);
     int ncol = c.n;
@@ -1396,7 +1142,7 @@ static int run_mtat(const char *csv_path, const char *audio, long top)
     free(cnt);
     free(use);
     free(tl.p);
-    csv_free(&c);
+    cmr_csv_free(&c);
     free(text);
     return 0;
 }

@@ -1044,7 +1044,8 @@ int cmr_reader_next(struct cmr_reader *rd, struct cmr_frame *fr, struct cmr_erro
     rd->frame_start = rd->consumed;
     size_t len = 0;
     for (;;) {
-        int rc = scan_object(&rd->scan, rd->buf + rd->pos, rd->len - rd->pos, rd->max_bytes, &len);
+        /* no bytes yet: buf is NULL, and NULL + 0 is undefined in C (UBSan, fuzz-frame) */
+        int rc = scan_object(&rd->scan, rd->buf ? rd->buf + rd->pos : rd->buf, rd->len - rd->pos, rd->max_bytes, &len);
         if (rc == CMR_EPARSE)
             return fail(rd, err, CMR_EPARSE, "bytes are not MessagePack");
         if (rc == CMR_ETOOBIG)

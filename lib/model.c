@@ -277,6 +277,14 @@ void cmr_model_free(struct cmr_model *m)
     free(m);
 }
 
+size_t cmr_model_cfg_floats(const struct cmr_model_cfg *cfg)
+{
+    struct layout L;
+    int rc = build_layout(cfg, &L);
+    free(L.t);
+    return rc ? 0 : L.n_params + L.n_stats;
+}
+
 struct cmr_model *cmr_model_new(const struct cmr_model_cfg *cfg, struct cmr_error *err)
 {
     if (cmr_model_cfg_check(cfg, err))

@@ -189,6 +189,10 @@ struct cmr_model {
  * train state fresh (lr 1e-3, Adam 0.9/0.999/1e-8). NULL with err filled on
  * a bad cfg or out of memory. */
 struct cmr_model *cmr_model_new(const struct cmr_model_cfg *cfg, struct cmr_error *err);
+/* floats of parameters and statistics a model of a checked cfg holds, without
+ * allocating them (0 when out of memory): loaders check a file is big enough
+ * before cmr_model_new */
+size_t cmr_model_cfg_floats(const struct cmr_model_cfg *cfg);
 void cmr_model_free(struct cmr_model *m);
 
 /* PyTorch's default initialisation, drawn from a cmr_rng seeded with seed,

@@ -262,6 +262,16 @@ struct cmr_model *cmr_model_load_mem(const void *buf, size_t len, const char *na
         cmr_error_set(err, CMR_EFORMAT, "%s: unknown flags 0x%" PRIx32, name, flags);
         return NULL;
     }
+    /* the tensors must be in the file before they are allocated: a header of
+     * a few bytes must not make the loader take gigabytes (fuzz-model) */
+    size_t floats = cmr_model_cfg_floats(&c);
+    if (floats > (len - r.i) / sizeof(float)) {
+        cmr_error_set(err, CMR_ETRUNCATED,
+                      "%s: truncated model file: ends at byte %zu while reading tensors (a %s model of "
+                      "this configuration needs %zu bytes of them)",
+                      name, len, cmr_model_kind_name(c.kind), floats * sizeof(float));
+        return NULL;
+    }
     if (!(m = cmr_model_new(&c, err)))
         return NULL;
     m->train = t;

@@ -1,6 +1,7 @@
 /* safetensors reader and writer; see safetensors.h. */
 #include "safetensors.h"
 #include "util/atomic.h"
+#include "util/json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,281 +35,82 @@ size_t cmr_st_numel(const struct cmr_st_tensor *t)
     return n;
 }
 
-/* ---- a strict JSON parser for the safetensors header schema ---- */
+/* ---- the header: lib/util/json.c for the safetensors schema ---- */
 
-struct json {
-    const char *s;     /* header text */
-    size_t n, i;       /* length, position */
-    const char *file;  /* for messages */
-    struct cmr_error *err;
-};
-
-static int jfail(struct json *j, const char *what)
-{
-    return cmr_error_set(j->err, CMR_EFORMAT, "%s: safetensors header: %s at byte %zu", j->file,
-                         what, j->i + 8);
-}
-
-static void jws(struct json *j)
-{
-    while (j->i < j->n && (j->s[j->i] == ' ' || j->s[j->i] == '\t' || j->s[j->i] == '\n' ||
-                           j->s[j->i] == '\r'))
-        j->i++;
-}
-
-static int jexpect(struct json *j, char c)
-{
-    jws(j);
-    if (j->i >= j->n || j->s[j->i] != c) {
-        char msg[32];
-        snprintf(msg, sizeof msg, "expected '%c'", c);
-        return jfail(j, msg);
-    }
-    j->i++;
-    return CMR_OK;
-}
-
-/* peeks the next non-space character (0 at the end) */
-static char jpeek(struct json *j)
-{
-    jws(j);
-    return j->i < j->n ? j->s[j->i] : 0;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static int jhex4(struct json *j, unsigned *u)
-{
-    if (j->n - j->i < 4)
-        return jfail(j, "truncated \\u escape");
-    *u = 0;
-    for (int k = 0; k < 4; k++) {
-        int h = hexval(j->s[j->i + k]);
-        if (h < 0)
-            return jfail(j, "bad \\u escape");
-        *u = *u << 4 | (unsigned)h;
-    }
-    j->i += 4;
-    return CMR_OK;
-}
-
-/* parses a JSON string into a malloc'ed UTF-8 C string (NUL characters refused) */
-static int jstring(struct json *j, char **out)
-{
-    int rc = jexpect(j, '"');
-    if (rc)
-        return rc;
-    size_t cap = 32, len = 0;
-    char *b = malloc(cap);
-    if (!b)
-        return cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->file);
-    for (;;) {
-        if (j->i >= j->n) {
-            free(b);
-            return jfail(j, "unterminated string");
-        }
-        unsigned char c = (unsigned char)j->s[j->i++];
-        unsigned cp;
-        if (c == '"')
-            break;
-        if (c < 0x20) {
-            free(b);
-            return jfail(j, "control character in string");
-        }
-        if (len + 5 > cap) {
-            char *nb = realloc(b, cap *= 2);
-            if (!nb) {
-                free(b);
-                return cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->file);
-            }
-            b = nb;
-        }
-        if (c != '\\') {
-            b[len++] = (char)c;
-            continue;
-        }
-        if (j->i >= j->n) {
-            free(b);
-            return jfail(j, "unterminated string");
-        }
-        c = (unsigned char)j->s[j->i++];
-        switch (c) {
-        case '"': b[len++] = '"'; continue;
-        case '\\': b[len++] = '\\'; continue;
-        case '/': b[len++] = '/'; continue;
-        case 'b': b[len++] = '\b'; continue;
-        case 'f': b[len++] = '\f'; continue;
-        case 'n': b[len++] = '\n'; continue;
-        case 'r': b[len++] = '\r'; continue;
-        case 't': b[len++] = '\t'; continue;
-        case 'u': break;
-        default: free(b); return jfail(j, "bad escape in string");
-        }
-        if ((rc = jhex4(j, &cp))) {
-            free(b);
-            return rc;
-        }
-        if (cp >= 0xd800 && cp < 0xdc00) { /* high surrogate: a low one must follow */
-            unsigned lo;
-            if (j->n - j->i < 2 || j->s[j->i] != '\\' || j->s[j->i + 1] != 'u') {
-                free(b);
-                return jfail(j, "unpaired surrogate in string");
-            }
-            j->i += 2;
-            if ((rc = jhex4(j, &lo))) {
-                free(b);
-                return rc;
-            }
-            if (lo < 0xdc00 || lo >= 0xe000) {
-                free(b);
-                return jfail(j, "unpaired surrogate in string");
-            }
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        } else if (cp >= 0xdc00 && cp < 0xe000) {
-            free(b);
-            return jfail(j, "unpaired surrogate in string");
-        }
-        if (cp == 0) {
-            free(b);
-            return jfail(j, "NUL character in string");
-        }
-        if (cp < 0x80) {
-            b[len++] = (char)cp;
-        } else if (cp < 0x800) {
-            b[len++] = (char)(0xc0 | cp >> 6);
-            b[len++] = (char)(0x80 | (cp & 0x3f));
-        } else if (cp < 0x10000) {
-            b[len++] = (char)(0xe0 | cp >> 12);
-            b[len++] = (char)(0x80 | (cp >> 6 & 0x3f));
-            b[len++] = (char)(0x80 | (cp & 0x3f));
-        } else {
-            b[len++] = (char)(0xf0 | cp >> 18);
-            b[len++] = (char)(0x80 | (cp >> 12 & 0x3f));
-            b[len++] = (char)(0x80 | (cp >> 6 & 0x3f));
-            b[len++] = (char)(0x80 | (cp & 0x3f));
-        }
-    }
-    b[len] = 0;
-    *out = b;
-    return CMR_OK;
-}
-
-/* a non-negative integer below 2^53 (no sign, fraction or exponent) */
-static int juint(struct json *j, uint64_t *v)
-{
-    jws(j);
-    size_t start = j->i;
-    uint64_t x = 0;
-    while (j->i < j->n && j->s[j->i] >= '0' && j->s[j->i] <= '9') {
-        x = x * 10 + (uint64_t)(j->s[j->i] - '0');
-        if (x >= (1ULL << 53))
-            return jfail(j, "integer too large");
-        j->i++;
-    }
-    if (j->i == start)
-        return jfail(j, "expected a non-negative integer");
-    if (j->i - start > 1 && j->s[start] == '0')
-        return jfail(j, "leading zero in integer");
-    if (j->i < j->n && (j->s[j->i] == '.' || j->s[j->i] == 'e' || j->s[j->i] == 'E'))
-        return jfail(j, "expected an integer");
-    *v = x;
-    return CMR_OK;
-}
+#define jfail cmr_json_fail
 
 /* [u, u, ...] with at most max entries */
-static int juint_array(struct json *j, uint64_t *v, int max, int *n)
+static int juint_array(struct cmr_json *j, uint64_t *v, int max, int *n)
 {
-    int rc = jexpect(j, '[');
-    if (rc)
-        return rc;
+    int rc, more;
     *n = 0;
-    if (jpeek(j) == ']') {
-        j->i++;
-        return CMR_OK;
-    }
-    for (;;) {
+    if ((rc = cmr_json_begin(j, '[', &more)))
+        return rc;
+    while (more) {
         if (*n >= max)
             return jfail(j, "array too long");
-        if ((rc = juint(j, &v[(*n)++])))
+        if ((rc = cmr_json_uint(j, &v[(*n)++])) || (rc = cmr_json_next(j, ']', &more)))
             return rc;
-        char c = jpeek(j);
-        j->i++;
-        if (c == ']')
-            return CMR_OK;
-        if (c != ',') {
-            j->i--;
-            return jfail(j, "expected ',' or ']'");
-        }
     }
+    return CMR_OK;
 }
 
-static int parse_metadata(struct json *j, struct cmr_safetensors *st)
+static int parse_metadata(struct cmr_json *j, struct cmr_safetensors *st)
 {
-    int rc = jexpect(j, '{'), cap = 0;
-    if (rc)
+    int rc, more, cap = 0;
+    if ((rc = cmr_json_begin(j, '{', &more)))
         return rc;
-    if (jpeek(j) == '}') {
-        j->i++;
-        return CMR_OK;
-    }
-    for (;;) {
+    while (more) {
         char *k = NULL, *v = NULL;
-        if ((rc = jstring(j, &k)) || (rc = jexpect(j, ':')) || (rc = jstring(j, &v))) {
-            free(k);
-            return rc;
+        if ((rc = cmr_json_string(j, &k, NULL)) || (rc = cmr_json_expect(j, ':')))
+            goto fail;
+        if (cmr_json_peek(j) != '"') {
+            rc = jfail(j, "__metadata__ values must be strings");
+            goto fail;
         }
+        if ((rc = cmr_json_string(j, &v, NULL)))
+            goto fail;
         for (int i = 0; i < st->n_meta; i++)
             if (!strcmp(st->meta[i].key, k)) {
-                free(k);
-                free(v);
-                return jfail(j, "duplicate __metadata__ key");
+                rc = jfail(j, "duplicate __metadata__ key");
+                goto fail;
             }
         if (st->n_meta == cap) {
             struct cmr_st_meta *nm = realloc(st->meta, sizeof *nm * (size_t)(cap = cap ? 2 * cap : 8));
             if (!nm) {
-                free(k);
-                free(v);
-                return cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->file);
+                rc = cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->name);
+                goto fail;
             }
             st->meta = nm;
         }
         st->meta[st->n_meta].key = k;
         st->meta[st->n_meta++].val = v;
-        char c = jpeek(j);
-        j->i++;
-        if (c == '}')
-            return CMR_OK;
-        if (c != ',') {
-            j->i--;
-            return jfail(j, "expected ',' or '}' in __metadata__ (values must be strings)");
-        }
+        if ((rc = cmr_json_next(j, '}', &more)))
+            return rc;
+        continue;
+    fail:
+        free(k);
+        free(v);
+        return rc;
     }
+    return CMR_OK;
 }
 
-static int parse_tensor(struct json *j, struct cmr_st_tensor *t)
+static int parse_tensor(struct cmr_json *j, struct cmr_st_tensor *t)
 {
-    int rc = jexpect(j, '{'), seen = 0;
-    if (rc)
+    int rc, more, seen = 0;
+    if ((rc = cmr_json_begin(j, '{', &more)))
         return rc;
-    for (;;) {
+    while (more) {
         char *k = NULL;
-        if ((rc = jstring(j, &k)) || (rc = jexpect(j, ':'))) {
+        if ((rc = cmr_json_string(j, &k, NULL)) || (rc = cmr_json_expect(j, ':'))) {
             free(k);
             return rc;
         }
         if (!strcmp(k, "dtype") && !(seen & 1)) {
             char *d = NULL;
             seen |= 1;
-            if ((rc = jstring(j, &d))) {
+            if ((rc = cmr_json_string(j, &d, NULL))) {
                 free(k);
                 return rc;
             }
@@ -319,7 +121,7 @@ static int parse_tensor(struct json *j, struct cmr_st_tensor *t)
             if (found < 0) {
                 cmr_error_set(j->err, CMR_EDTYPE,
                               "%s: tensor '%s' has dtype %s (cmr reads F32, F64, F16, BF16, I64, I32)",
-                              j->file, t->name, d);
+                              j->name, t->name, d);
                 free(d);
                 free(k);
                 return CMR_EDTYPE;
@@ -354,79 +156,63 @@ static int parse_tensor(struct json *j, struct cmr_st_tensor *t)
             return jfail(j, "unexpected or repeated key in a tensor entry");
         }
         free(k);
-        char c = jpeek(j);
-        j->i++;
-        if (c == '}')
-            break;
-        if (c != ',') {
-            j->i--;
-            return jfail(j, "expected ',' or '}'");
-        }
+        if ((rc = cmr_json_next(j, '}', &more)))
+            return rc;
     }
     if (seen != 7)
         return cmr_error_set(j->err, CMR_EFORMAT,
-                             "%s: tensor '%s' lacks dtype, shape or data_offsets", j->file, t->name);
+                             "%s: tensor '%s' lacks dtype, shape or data_offsets", j->name, t->name);
     return CMR_OK;
 }
 
-static int parse_header(struct json *j, struct cmr_safetensors *st)
+static int parse_header(struct cmr_json *j, struct cmr_safetensors *st)
 {
-    int rc = jexpect(j, '{'), cap = 0, seen_meta = 0;
-    if (rc)
+    int rc, more, cap = 0, seen_meta = 0;
+    if ((rc = cmr_json_begin(j, '{', &more)))
         return rc;
-    if (jpeek(j) == '}') {
-        j->i++;
-    } else {
-        for (;;) {
-            char *k = NULL;
-            if ((rc = jstring(j, &k)))
-                return rc;
-            if ((rc = jexpect(j, ':'))) {
-                free(k);
-                return rc;
-            }
-            if (!strcmp(k, "__metadata__")) {
-                free(k);
-                if (seen_meta++)
-                    return jfail(j, "duplicate __metadata__");
-                if ((rc = parse_metadata(j, st)))
-                    return rc;
-            } else {
-                if (strlen(k) > CMR_ST_MAX_NAME) {
-                    free(k);
-                    return jfail(j, "tensor name too long");
-                }
-                if (cmr_safetensors_find(st, k)) {
-                    cmr_error_set(j->err, CMR_EFORMAT, "%s: tensor '%s' appears twice", j->file, k);
-                    free(k);
-                    return CMR_EFORMAT;
-                }
-                if (st->n_tensors == cap) {
-                    struct cmr_st_tensor *nt =
-                        realloc(st->tensors, sizeof *nt * (size_t)(cap = cap ? 2 * cap : 16));
-                    if (!nt) {
-                        free(k);
-                        return cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->file);
-                    }
-                    st->tensors = nt;
-                }
-                struct cmr_st_tensor *t = &st->tensors[st->n_tensors++];
-                memset(t, 0, sizeof *t);
-                t->name = k;
-                if ((rc = parse_tensor(j, t)))
-                    return rc;
-            }
-            char c = jpeek(j);
-            j->i++;
-            if (c == '}')
-                break;
-            if (c != ',') {
-                j->i--;
-                return jfail(j, "expected ',' or '}'");
-            }
+    while (more) {
+        char *k = NULL;
+        if ((rc = cmr_json_string(j, &k, NULL)))
+            return rc;
+        if ((rc = cmr_json_expect(j, ':'))) {
+            free(k);
+            return rc;
         }
+        if (!strcmp(k, "__metadata__")) {
+            free(k);
+            if (seen_meta++)
+                return jfail(j, "duplicate __metadata__");
+            if ((rc = parse_metadata(j, st)))
+                return rc;
+        } else {
+            if (strlen(k) > CMR_ST_MAX_NAME) {
+                free(k);
+                return jfail(j, "tensor name too long");
+            }
+            if (cmr_safetensors_find(st, k)) {
+                cmr_error_set(j->err, CMR_EFORMAT, "%s: tensor '%s' appears twice", j->name, k);
+                free(k);
+                return CMR_EFORMAT;
+            }
+            if (st->n_tensors == cap) {
+                struct cmr_st_tensor *nt =
+                    realloc(st->tensors, sizeof *nt * (size_t)(cap = cap ? 2 * cap : 16));
+                if (!nt) {
+                    free(k);
+                    return cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->name);
+                }
+                st->tensors = nt;
+            }
+            struct cmr_st_tensor *t = &st->tensors[st->n_tensors++];
+            memset(t, 0, sizeof *t);
+            t->name = k;
+            if ((rc = parse_tensor(j, t)))
+                return rc;
+        }
+        if ((rc = cmr_json_next(j, '}', &more)))
+            return rc;
     }
-    jws(j);
+    (void)cmr_json_peek(j);
     if (j->i != j->n)
         return jfail(j, "trailing characters after the header object");
     return CMR_OK;
@@ -529,7 +315,9 @@ int cmr_safetensors_parse(const void *buf, size_t len, const char *name,
     struct cmr_safetensors *st = calloc(1, sizeof *st);
     if (!st)
         return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", name);
-    struct json j = {(const char *)b + 8, (size_t)n, 0, name, err};
+    struct cmr_json j;
+    cmr_json_init(&j, (const char *)b + 8, (size_t)n, name, CMR_JSON_AT_BYTE, 8, err);
+    j.context = "safetensors header";
     int rc = parse_header(&j, st);
     if (!rc) {
         st->data_len = len - 8 - (size_t)n;
