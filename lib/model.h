@@ -32,10 +32,16 @@
  * Not thread-safe per model: one model serves one caller at a time (it owns
  * its activation buffers). With cmr_model_set_threads(m, n > 1) a forward
  * pass in inference mode runs on n threads of its own (chunks of the batch
- * handed to whichever is free), each calling single-threaded BLAS (lib/nn/
- * threads stay at 1 then: threading has one owner); training passes use one
- * thread and OpenBLAS's threads (cmr_nn_set_threads). Nothing here prints or
- * exits. */
+ * handed to whichever is free); training passes use one thread and
+ * OpenBLAS's threads (cmr_nn_set_threads). Nothing here prints or exits.
+ *
+ * Inference is a pure function of each segment: an embedding (and a MelCPC
+ * context vector) has the same bytes whatever the batch, the segment's place
+ * in it, the thread count and the other segments or tracks, under every
+ * OpenBLAS kernel family: inference runs BLAS on one thread (it sets and
+ * restores cmr_nn_set_threads around the pass), and every GEMM whose shape
+ * depends on the batch runs on cmr_gemm_fixed (lib/nn/nn.h). Training passes
+ * are batched GEMMs: their rounding may differ from inference's. */
 #ifndef CMR_MODEL_H
 #define CMR_MODEL_H
 

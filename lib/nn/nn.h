@@ -3,7 +3,8 @@
  * Every layer is a pair of free functions, forward and backward, over
  * caller-owned float buffers. Nothing here allocates, prints, exits or keeps
  * state between calls; every function is reentrant (two threads may run
- * kernels on disjoint buffers; the GEMMs inside use OpenBLAS's own threads).
+ * kernels on disjoint buffers; the GEMMs inside use OpenBLAS's own threads,
+ * and cmr_gemm_fixed none).
  *
  * Conventions (stated once, they hold for every function below):
  *  - Layout is row-major and C-contiguous. Images are NCHW: (B, C, H, W) with
