@@ -859,10 +859,13 @@ static int read_kvs(struct cmr_reader *rd, struct cmr_error *err, const msgpack_
         return fail(rd, err, CMR_ENOMEM, "out of memory");
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *p = &o->via.map.ptr[i];
-        char *k = NULL, *v = NULL;
-        int rc = get_str(rd, err, &p->key, "a metadata key", &k);
-        if (rc == CMR_OK)
-            rc = get_str(rd, err, &p->val, "a metadata value", &v);
+        char *k = NULL, *v = NULL, wk[64], wv[64 + 40];
+        snprintf(wk, sizeof wk, "a key of %s", what);
+        int rc = get_str(rd, err, &p->key, wk, &k);
+        if (rc == CMR_OK) {
+            snprintf(wv, sizeof wv, "%s \"%.30s\"", what, k);
+            rc = get_str(rd, err, &p->val, wv, &v);
+        }
         if (rc != CMR_OK) {
             free(k);
             return rc;
@@ -972,8 +975,8 @@ static int decode_tensor(struct cmr_reader *rd, struct cmr_error *err, const msg
     fr->ndim = (int)o->via.array.size;
     for (int i = 0; i < fr->ndim; i++) {
         const msgpack_object *d = &o->via.array.ptr[i];
-        if (d->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return fail(rd, err, CMR_ESHAPE, "shape[%d] should be a non-negative integer", i);
+        if (d->type != MSGPACK_OBJECT_POSITIVE_INTEGER || d->via.u64 == 0)
+            return fail(rd, err, CMR_ESHAPE, "shape[%d] should be an integer >= 1", i);
         if (d->via.u64 > (uint64_t)INT64_MAX)
             overflow = 1;
         fr->shape[i] = (int64_t)d->via.u64;
