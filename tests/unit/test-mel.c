@@ -273,8 +273,11 @@ static void test_nonfinite(void)
        "mel of a 1e30 sine: %s", err.msg);
     int64_t k = -1;
     double t = -1;
-    ok(sscanf(err.msg, "mel: frame %lld (%lf s", (long long *)&k, &t) == 2 && t > 0.4 && t <= 0.5 &&
-           fabs(t - (double)k * 256 / 16000) < 1e-3, "the error's time is that of the first loud frame: %g s", t);
+    long long kk = -1;
+    int parsed = sscanf(err.msg, "mel: frame %lld (%lf s", &kk, &t);
+    k = kk;
+    ok(parsed == 2 && t > 0.4 && t <= 0.5 && fabs(t - (double)k * 256 / 16000) < 1e-3,
+       "the error's time is that of the first loud frame: %g s", t);
     ok(got == (size_t)k, "the frames before it were written: %zu", got);
     cmr_mel_free(m);
     free(x);
