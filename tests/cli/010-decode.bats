@@ -281,3 +281,15 @@ decode_dump() {
     run -0 --separate-stderr bash -c "set -o pipefail; '$CMR_BINDIR/cmr-decode' --list '$TMP/l2.tsv' | '$CMR_BINDIR/cmr-dump'"
     [[ "${lines[1]}" == 'tensor kind=audio track="café" '* ]]
 }
+
+@test "cmr-decode: a float file with an infinite sample fails that track, naming the time; --keep-going goes on (issue 11)" {
+    mk_sine "$TMP/a.wav" 440 0.1
+    perl -e 'binmode STDOUT; $d = pack("f<*", map { $_ == 20000 ? 9**9**9 : 0.1 } 0 .. 31999);
+             print "RIFF", pack("V", 36 + length $d), "WAVEfmt ", pack("VvvVVvv", 16, 3, 1, 16000, 64000, 4, 32),
+                   "data", pack("V", length $d), $d' > "$TMP/inf.wav"
+    run -1 --separate-stderr bash -c "'$CMR_BINDIR/cmr-decode' '$TMP/inf.wav' | '$CMR_BINDIR/cmr-dump' -n 0; exit \${PIPESTATUS[0]}"
+    [ "$stderr" = "cmr-decode: track \"$TMP/inf.wav\": audio frame 0: sample 20000 (channel 0, 1.250000 s into the track) is infinite" ]
+    run -1 --separate-stderr bash -c "'$CMR_BINDIR/cmr-decode' -k '$TMP/inf.wav' '$TMP/a.wav' | '$CMR_BINDIR/cmr-dump' -n 0; exit \${PIPESTATUS[0]}"
+    [[ "${lines[1]}" == "end track=\"$TMP/inf.wav\" frames=0 error=\"track \\\"$TMP/inf.wav\\\": audio frame 0: sample 20000 "* ]]
+    [[ "${lines[2]}" == "tensor kind=audio track=\"$TMP/a.wav\" "* ]]
+}
