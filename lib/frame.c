@@ -408,11 +408,13 @@ int cmr_frame_check(const struct cmr_frame *fr, struct cmr_error *err)
                              fr->rate, CMR_RATE_MIN, CMR_RATE_MAX);
     if (strcmp(fr->kind, "audio") != 0)
         return CMR_OK;
-    if (fr->ndim != 2 || fr->shape[1] > CMR_AUDIO_MAX_CHANNELS)
+    if (fr->ndim != 2)
         return cmr_error_set(err, CMR_ESHAPE, "track \"%.60s\": audio frame %lld: shape should be "
-                             "[samples, channels] with 1 to %d channels, got %d dimensions%s", t,
-                             (long long)fr->index, CMR_AUDIO_MAX_CHANNELS, fr->ndim,
-                             fr->ndim == 2 ? " and more channels" : "");
+                             "[samples, channels], got %d dimensions", t, (long long)fr->index, fr->ndim);
+    if (fr->shape[1] > CMR_AUDIO_MAX_CHANNELS)
+        return cmr_error_set(err, CMR_ESHAPE, "track \"%.60s\": audio frame %lld: %lld channels, the "
+                             "limit is %d", t, (long long)fr->index, (long long)fr->shape[1],
+                             CMR_AUDIO_MAX_CHANNELS);
     if (fr->rate == 0)
         return cmr_error_set(err, CMR_EUNSUPPORTED, "track \"%.60s\": audio frame %lld has no sample rate "
                              "(rate 0)", t, (long long)fr->index);
