@@ -816,7 +816,7 @@ static int cmp_key(const void *a, const void *b)
         return xs - ys;
     if (x->via.str.size != y->via.str.size)
         return x->via.str.size < y->via.str.size ? -1 : 1;
-    return memcmp(x->via.str.ptr, y->via.str.ptr, x->via.str.size);
+    return x->via.str.size ? memcmp(x->via.str.ptr, y->via.str.ptr, x->via.str.size) : 0;
 }
 
 /* a map with a string key twice is ambiguous: refused (CMR_EKEY). Sorting
