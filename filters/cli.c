@@ -14,9 +14,27 @@
 const char *cli_prog = "cmr";
 int cli_quiet, cli_verbose;
 
+static int stdout_closed; /* by cli_finish_stdout */
+static int exit_code;     /* what cli_die / cli_usage_error exit with */
+
+/* At exit, whatever the path (--help, usage, an error, a normal end): what
+ * is still buffered for stdout must reach it. A failed write (`cmr-mel --help
+ * > /dev/full`) is exit 1 with a message, not a silent 0. */
+static void check_stdout_at_exit(void)
+{
+    if (stdout_closed)
+        return;
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "%s: error: writing output failed: %s\n", cli_prog, strerror(errno ? errno : EIO));
+        _exit(exit_code ? exit_code : CLI_EXIT_DATA);
+    }
+}
+
 void cli_init(const char *prog)
 {
     cli_prog = prog;
+    atexit(check_stdout_at_exit);
 }
 
 static void vmsg(const char *fmt, va_list ap)
@@ -33,6 +51,7 @@ void cli_usage_error(const char *fmt, ...)
     vmsg(fmt, ap);
     va_end(ap);
     fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
+    exit_code = CLI_EXIT_USAGE;
     exit(CLI_EXIT_USAGE);
 }
 
@@ -42,6 +61,7 @@ void cli_die(int code, const char *fmt, ...)
     va_start(ap, fmt);
     vmsg(fmt, ap);
     va_end(ap);
+    exit_code = code;
     exit(code);
 }
 
@@ -130,6 +150,7 @@ void cli_check_stdout(int force)
 void cli_finish_stdout(void)
 {
     int bad = ferror(stdout);
+    stdout_closed = 1;
     if (fclose(stdout) != 0 || bad)
         cli_die(CLI_EXIT_DATA, "error: writing output failed: %s", strerror(errno ? errno : EIO));
 }
@@ -177,8 +198,10 @@ void cli_put(struct cmr_writer *w, const struct cmr_frame *fr)
 {
     struct cmr_error err = {0};
     int rc = cmr_writer_put(w, fr, &err);
-    if (rc != CMR_OK)
+    if (rc == CMR_EIO)
         cli_die(CLI_EXIT_DATA, "error: writing output failed: %s", cmr_error_text(&err, rc));
+    if (rc != CMR_OK) /* a frame that breaks the format's rules (frame.h cmr_frame_check) */
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
 }
 
 struct cmr_writer *cli_stdout_writer(int force)

@@ -134,7 +134,12 @@ static int decode_track(struct decoder *d, const struct cmr_tracklist *tl, size_
         d->fr.shape[0] = (int64_t)got;
         d->fr.rate = info.rate;
         d->fr.offset = offset;
-        d->fr.index = index++;
+        d->fr.index = index;
+        /* the rules every frame obeys (a float file may hold NaN or infinity):
+         * a failed track, not a failed write, so that --keep-going goes on */
+        if ((rc = cmr_frame_check(&d->fr, &err)) != CMR_OK)
+            break;
+        index++;
         offset += (int64_t)got;
         cli_put(d->w, &d->fr);
     }

@@ -55,9 +55,10 @@ static noreturn void usage(FILE *f, int code)
         "with at most Q tracks (in the stream) are skipped and counted.\n"
         "\n"
         "Exit status: 0 ok; 1 bad input (not one vector per track, vectors of\n"
-        "different lengths, NaN values, fewer tracks outside a playlist than\n"
-        "negatives, no playlist longer than Q, an unreadable playlist file) or a\n"
-        "write error; 2 usage.\n");
+        "different lengths, NaN values, every vector zero, fewer tracks outside a\n"
+        "playlist than negatives, no playlist longer than Q, an unreadable playlist\n"
+        "file) or a write error; 2 usage. Tracks with an all-zero vector (no cosine)\n"
+        "score 0 against every query, with a warning.\n");
     exit(code);
 }
 
@@ -338,6 +339,9 @@ int main(int argc, char **argv)
                     map.id[pairs[start[idx]].pl], p + used);
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
     }
+    if (res.zero_vectors)
+        cli_warn("warning: %lld of %d tracks have an all-zero vector, which has no cosine: they score 0 "
+                 "against every query", (long long)res.zero_vectors, vs.n);
     if (res.skipped)
         cli_info("%lld playlist%s with at most %d tracks skipped", (long long)res.skipped,
                  res.skipped == 1 ? "" : "s", cfg.queries);

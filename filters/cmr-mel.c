@@ -57,15 +57,16 @@ static noreturn void usage(FILE *f, int code)
         "Metadata is passed through. The values do not depend on the audio chunking.\n"
         "\n"
         "Exit status: 0 ok; 1 bad input (not mono 16 kHz audio: run cmr-resample; wrong\n"
-        "kind, gaps, non-finite samples, truncated stream), a bad or mismatched stats\n"
-        "file, nothing to compute --stats from, or output failed; 2 usage.\n");
+        "kind, gaps, non-finite samples or results, truncated stream), a bad or\n"
+        "mismatched stats file, nothing to compute --stats from, or output failed;\n"
+        "2 usage.\n");
     exit(code);
 }
 
 /* the feature object behind the shared loop */
 static int v_push(void *o, const float *x, size_t n, struct cmr_error *e) { return cmr_mel_push(o, x, n, e); }
 static void v_end(void *o) { cmr_mel_end(o); }
-static int v_next(void *o, float *out) { return cmr_mel_next(o, out); }
+static int v_next(void *o, float *out, struct cmr_error *e) { return cmr_mel_take(o, out, e); }
 static size_t v_ready(const void *o, size_t n) { return cmr_mel_ready(o, n); }
 static void v_reset(void *o) { cmr_mel_reset(o); }
 

@@ -49,7 +49,7 @@ static noreturn void usage(FILE *f, int code)
 
 static int v_push(void *o, const float *x, size_t n, struct cmr_error *e) { return cmr_mfcc_push(o, x, n, e); }
 static void v_end(void *o) { cmr_mfcc_end(o); }
-static int v_next(void *o, float *out) { return cmr_mfcc_next(o, out); }
+static int v_next(void *o, float *out, struct cmr_error *e) { return cmr_mfcc_take(o, out, e); }
 static size_t v_ready(const void *o, size_t n) { return cmr_mfcc_ready(o, n); }
 static void v_reset(void *o) { cmr_mfcc_reset(o); }
 

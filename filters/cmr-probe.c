@@ -140,26 +140,31 @@ static int names_find(const struct names *s, const char *x)
     return p ? (int)(p - s->v) : -1;
 }
 
+/* the report is built in memory and written only when every probe has run,
+ * so that an error leaves nothing partial on stdout */
+static FILE *report;
+static void putc_report(int c) { putc(c, report); }
+
 static void json_str(const char *s)
 {
-    putchar('"');
+    putc_report('"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
+            fprintf(report, "\\%c", *p);
         else if (*p < 0x20)
-            printf("\\u%04x", *p);
+            fprintf(report, "\\u%04x", *p);
         else
-            putchar(*p);
+            putc_report(*p);
     }
-    putchar('"');
+    putc_report('"');
 }
 
 static void json_num(double v)
 {
     if (isfinite(v))
-        printf("%.10g", v);
+        fprintf(report, "%.10g", v);
     else
-        fputs("null", stdout);
+        fputs("null", report);
 }
 
 static const char *solver_name(int s) { return s == CMR_PROBE_SVM ? "svm" : "logreg"; }
@@ -169,48 +174,48 @@ static void report_single(const struct cmr_probe_result *r, const struct cmr_pro
 {
     int k = classes->n;
     if (json) {
-        printf("{\"classifier\":\"%s\",\"C\":", solver_name(r->solver));
+        fprintf(report, "{\"classifier\":\"%s\",\"C\":", solver_name(r->solver));
         json_num(r->C);
-        printf(",\"accuracy\":");
+        fprintf(report, ",\"accuracy\":");
         json_num(r->accuracy);
-        printf(",\"macro_f1\":");
+        fprintf(report, ",\"macro_f1\":");
         json_num(r->macro_f1);
         double vbest = 0;
         for (int i = 0; i < cfg->n_C; i++)
             if (cfg->C[i] == r->C)
                 vbest = r->val_score[i];
-        printf(",\"validation_accuracy\":");
+        fprintf(report, ",\"validation_accuracy\":");
         json_num(vbest);
-        printf(",\"train\":%d,\"validation\":%d,\"test\":%d,\"features\":%d,\"classes\":[", r->n_train,
+        fprintf(report, ",\"train\":%d,\"validation\":%d,\"test\":%d,\"features\":%d,\"classes\":[", r->n_train,
                r->n_valid, r->n_test, d);
         for (int c = 0; c < k; c++) {
             if (c)
-                putchar(',');
+                putc_report(',');
             json_str(classes->v[c]);
         }
-        printf("],\"confusion\":[");
+        fprintf(report, "],\"confusion\":[");
         for (int a = 0; a < k; a++) {
-            printf("%s[", a ? "," : "");
+            fprintf(report, "%s[", a ? "," : "");
             for (int b = 0; b < k; b++)
-                printf("%s%lld", b ? "," : "", (long long)r->confusion[(size_t)a * k + b]);
-            putchar(']');
+                fprintf(report, "%s%lld", b ? "," : "", (long long)r->confusion[(size_t)a * k + b]);
+            putc_report(']');
         }
-        printf("],\"grid\":[");
+        fprintf(report, "],\"grid\":[");
         for (int i = 0; i < cfg->n_C; i++) {
-            printf("%s{\"C\":", i ? "," : "");
+            fprintf(report, "%s{\"C\":", i ? "," : "");
             json_num(cfg->C[i]);
-            printf(",\"validation\":");
+            fprintf(report, ",\"validation\":");
             json_num(r->val_score[i]);
-            putchar('}');
+            putc_report('}');
         }
-        printf("]}\n");
+        fprintf(report, "]}\n");
         return;
     }
     double best = 0;
     for (int i = 0; i < cfg->n_C; i++)
         if (cfg->C[i] == r->C)
             best = r->val_score[i];
-    printf("%-7s C %-8g validation accuracy %.4f   test accuracy %.4f   macro-F1 %.4f\n",
+    fprintf(report, "%-7s C %-8g validation accuracy %.4f   test accuracy %.4f   macro-F1 %.4f\n",
            solver_name(r->solver), r->C, best, r->accuracy, r->macro_f1);
     int w = 6;
     for (int c = 0; c < k; c++)
@@ -218,15 +223,15 @@ static void report_single(const struct cmr_probe_result *r, const struct cmr_pro
             w = (int)strlen(classes->v[c]);
     if (w > 16)
         w = 16;
-    printf("  confusion on test (rows: true class, columns: predicted)\n  %-*s", w, "");
+    fprintf(report, "  confusion on test (rows: true class, columns: predicted)\n  %-*s", w, "");
     for (int c = 0; c < k; c++)
-        printf(" %*.*s", w, w, classes->v[c]);
-    putchar('\n');
+        fprintf(report, " %*.*s", w, w, classes->v[c]);
+    putc_report('\n');
     for (int a = 0; a < k; a++) {
-        printf("  %-*.*s", w, w, classes->v[a]);
+        fprintf(report, "  %-*.*s", w, w, classes->v[a]);
         for (int b = 0; b < k; b++)
-            printf(" %*lld", w, (long long)r->confusion[(size_t)a * k + b]);
-        putchar('\n');
+            fprintf(report, " %*lld", w, (long long)r->confusion[(size_t)a * k + b]);
+        putc_report('\n');
     }
 }
 
@@ -238,35 +243,35 @@ static void report_tags(const struct cmr_probe_result *r, const struct cmr_probe
         if (cfg->C[i] == r->C)
             best = r->val_score[i];
     if (json) {
-        printf("{\"classifier\":\"logreg\",\"task\":\"tags\",\"C\":");
+        fprintf(report, "{\"classifier\":\"logreg\",\"task\":\"tags\",\"C\":");
         json_num(r->C);
-        printf(",\"roc_auc\":");
+        fprintf(report, ",\"roc_auc\":");
         json_num(r->roc_auc);
-        printf(",\"pr_auc\":");
+        fprintf(report, ",\"pr_auc\":");
         json_num(r->pr_auc);
-        printf(",\"validation_roc_auc\":");
+        fprintf(report, ",\"validation_roc_auc\":");
         json_num(best);
-        printf(",\"tags_scored\":%d,\"train\":%d,\"validation\":%d,\"test\":%d,\"features\":%d,\"tags\":[",
+        fprintf(report, ",\"tags_scored\":%d,\"train\":%d,\"validation\":%d,\"test\":%d,\"features\":%d,\"tags\":[",
                r->n_tags_scored, r->n_train, r->n_valid, r->n_test, d);
         for (int t = 0; t < tags->n; t++) {
-            printf("%s{\"tag\":", t ? "," : "");
+            fprintf(report, "%s{\"tag\":", t ? "," : "");
             json_str(tags->v[t]);
-            printf(",\"roc_auc\":");
+            fprintf(report, ",\"roc_auc\":");
             json_num(r->tag_roc[t]);
-            printf(",\"pr_auc\":");
+            fprintf(report, ",\"pr_auc\":");
             json_num(r->tag_ap[t]);
-            putchar('}');
+            putc_report('}');
         }
-        printf("]}\n");
+        fprintf(report, "]}\n");
         return;
     }
-    printf("logreg  C %-8g validation ROC-AUC %.4f   test ROC-AUC %.4f   PR-AUC %.4f   (%d of %d tags scored)\n",
+    fprintf(report, "logreg  C %-8g validation ROC-AUC %.4f   test ROC-AUC %.4f   PR-AUC %.4f   (%d of %d tags scored)\n",
            r->C, best, r->roc_auc, r->pr_auc, r->n_tags_scored, tags->n);
     for (int t = 0; t < tags->n; t++) {
         if (isnan(r->tag_roc[t]))
-            printf("  %-24s not scored (no positive or no negative row in training or test)\n", tags->v[t]);
+            fprintf(report, "  %-24s not scored (no positive or no negative row in training or test)\n", tags->v[t]);
         else
-            printf("  %-24s ROC-AUC %.4f  PR-AUC %.4f\n", tags->v[t], r->tag_roc[t], r->tag_ap[t]);
+            fprintf(report, "  %-24s ROC-AUC %.4f  PR-AUC %.4f\n", tags->v[t], r->tag_roc[t], r->tag_ap[t]);
     }
 }
 
@@ -330,6 +335,10 @@ int main(int argc, char **argv)
     struct cmr_frame hdr;
     cmr_frame_init(&hdr);
     cli_read_header(rd, &hdr);
+    char *report_buf = NULL;
+    size_t report_len = 0;
+    if (!(report = open_memstream(&report_buf, &report_len)))
+        cli_die(CLI_EXIT_DATA, "out of memory");
     struct cmr_vectors vs;
     struct cmr_error err = {0};
     cmr_vectors_init(&vs);
@@ -410,7 +419,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++)
             if (split[i] != CMR_SPLIT_NONE)
                 cnt[split[i]]++;
-        printf("cmr-probe: %d tracks (%d training, %d validation, %d test), %d features, %d %s\n",
+        fprintf(report, "cmr-probe: %d tracks (%d training, %d validation, %d test), %d features, %d %s\n",
                cnt[0] + cnt[1] + cnt[2], cnt[0], cnt[1], cnt[2], vs.d, names.n,
                tags_mode ? "tags" : "classes");
     }
@@ -433,7 +442,6 @@ int main(int argc, char **argv)
             report_tags(&res, &cfg, &names, vs.d, json);
         else
             report_single(&res, &cfg, &names, vs.d, json);
-        fflush(stdout);
         cmr_probe_result_free(&res);
     }
     for (int i = 0; i < names.n; i++)
@@ -447,6 +455,11 @@ int main(int argc, char **argv)
     cmr_vectors_free(&vs);
     cmr_frame_free(&hdr);
     cmr_reader_free(rd);
+    if (fclose(report) != 0)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    if (report_len && fwrite(report_buf, 1, report_len, stdout) != report_len)
+        cli_die(CLI_EXIT_DATA, "error: writing output failed: %s", strerror(errno));
+    free(report_buf);
     cli_finish_stdout();
     return CLI_EXIT_OK;
 }

@@ -42,6 +42,8 @@ static noreturn void usage(FILE *f, int code)
     exit(code);
 }
 
+#define OUT_MAX ((double)(1 << 20)) /* output samples per frame, at most (about) */
+
 struct track {
     char *id;
     double rate;            /* input rate of the track */
@@ -88,9 +90,6 @@ static void start_track(struct state *s, const struct cmr_frame *fr)
         cli_die(CLI_EXIT_DATA, "out of memory");
     s->t.rate = fr->rate;
     s->t.in_next = fr->offset;
-    if (!(fr->rate > 0))
-        cli_die(CLI_EXIT_DATA, "track \"%s\": audio frame without a sample rate (rate %g)", fr->track,
-                fr->rate);
     if (fr->offset != 0)
         cli_die(CLI_EXIT_DATA, "track \"%s\": first audio frame starts at offset %lld, expected 0",
                 fr->track, (long long)fr->offset);
@@ -112,9 +111,8 @@ static void tensor(struct state *s, const struct cmr_frame *fr)
 
     if (strcmp(fr->kind, "audio") != 0)
         cli_wrong_kind(fr, "\"audio\"");
-    if (fr->ndim != 2 || fr->shape[1] < 1)
-        cli_die(CLI_EXIT_DATA, "track \"%s\": audio frame %lld should have shape [n, channels], got %d dims",
-                fr->track, (long long)fr->index, fr->ndim);
+    /* the reader has checked the frame (frame.h cmr_frame_check): shape
+     * [n >= 1, 1..256 channels], a rate in 1000..768000 Hz, finite samples */
     if (!s->t.id)
         start_track(s, fr);
     cmr_frame_reset(&s->last);
@@ -155,9 +153,18 @@ static void tensor(struct state *s, const struct cmr_frame *fr)
         emit(s, fr, s->mono, n);
         return;
     }
-    if (cmr_resample_process(s->t.rs, s->mono, n, &y, &ny, &err) != CMR_OK)
-        cli_die(CLI_EXIT_DATA, "track \"%s\": %s", fr->track, err.msg);
-    emit(s, fr, y, ny);
+    /* at most about OUT_MAX output samples per call and per output frame, so
+     * that memory stays bounded whatever the ratio (1000 -> 384000 Hz makes
+     * 384 samples of each input sample); the values do not depend on it */
+    size_t piece = (size_t)(OUT_MAX / ceil(s->rate / s->t.rate));
+    if (piece < 1)
+        piece = 1;
+    for (size_t pos = 0; pos < n; pos += piece) {
+        size_t m = n - pos < piece ? n - pos : piece;
+        if (cmr_resample_process(s->t.rs, s->mono + pos, m, &y, &ny, &err) != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "track \"%s\": %s", fr->track, err.msg);
+        emit(s, fr, y, ny);
+    }
 }
 
 /* the track's end: drain the tail, then pass the end frame on */

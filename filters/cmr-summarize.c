@@ -29,7 +29,8 @@ static noreturn void usage(FILE *f, int code)
         "frame is passed through; info \"rows\" records the rows summarised.\n"
         "Reads FILE or stdin; writes frames to stdout.\n"
         "\n"
-        "  -k, --kind KIND     accept only tensor frames of this kind [any]\n"
+        "  -k, --kind KIND     accept only tensor frames of this kind [any];\n"
+        "                      \"summary\" frames are always refused\n"
         "  -t, --text          print one text line per track instead of frames:\n"
         "                      TRACK<TAB>2D<TAB>ROWS<TAB>v0,v1,...\n"
         "  -n, --values N      values per --text line [4] (0..1000000)\n"
@@ -42,7 +43,8 @@ static noreturn void usage(FILE *f, int code)
         "its end frame is passed on. A track without tensor frames gets none either.\n"
         "\n"
         "Exit status: 0 ok, 1 bad input (rank > 2, row lengths that differ within\n"
-        "the stream, NaN or infinite values, wrong kind) or a write error, 2 usage.\n");
+        "the stream, NaN or infinite values, wrong kind, \"summary\" frames) or a\n"
+        "write error, 2 usage.\n");
     exit(code);
 }
 
@@ -69,6 +71,8 @@ int main(int argc, char **argv)
             if (!*optarg || strlen(optarg) >= CMR_KIND_MAX)
                 cli_usage_error("--kind takes a kind name of 1 to %d bytes, got '%s'", CMR_KIND_MAX - 1,
                                 optarg);
+            if (strcmp(optarg, "summary") == 0)
+                cli_usage_error("--kind summary: summary frames are summarised already");
             kind = optarg;
             break;
         case 't': text = 1; break;
@@ -105,6 +109,10 @@ int main(int argc, char **argv)
         if (fr.type == CMR_FRAME_TENSOR) {
             if (kind && strcmp(fr.kind, kind))
                 cli_wrong_kind(&fr, kind);
+            if (strcmp(fr.kind, "summary") == 0) /* a second pass would summarise mean and std again */
+                cli_die(CLI_EXIT_DATA, "track \"%s\": summary frame %lld: the input is summarised already "
+                        "(cmr-summarize takes embeddings or other rows, not its own output)", fr.track,
+                        (long long)fr.index);
             if (fr.ndim > 2)
                 cli_die(CLI_EXIT_DATA,
                         "track \"%s\": %s frame %lld has rank %d; summarize takes [D] or [T, D] frames",

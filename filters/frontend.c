@@ -36,8 +36,12 @@ static void emit(const struct fe_ops *ops, struct track *t, struct cmr_writer *w
         cmr_frame_meta_copy(out, src) != CMR_OK || cmr_frame_info_copy(out, src) != CMR_OK)
         cli_die(CLI_EXIT_DATA, "out of memory");
     size_t got = 0;
-    while (got < n && ops->next(ops->obj, out->data + got * (size_t)ops->width))
+    struct cmr_error err = { 0 };
+    int rc = 0;
+    while (got < n && (rc = ops->next(ops->obj, out->data + got * (size_t)ops->width, &err)) == 1)
         got++;
+    if (rc < 0)
+        cli_die(CLI_EXIT_DATA, "track \"%s\": %s", t->id, cmr_error_text(&err, rc));
     if (got != n) /* ready() promised n: a bug, not bad input */
         cli_die(CLI_EXIT_DATA, "track \"%s\": internal error: %zu of %zu frames ready", t->id, got, n);
     if (ops->post)
@@ -131,8 +135,12 @@ static void run_clips(const struct fe_ops *ops, struct cmr_writer *w, struct cmr
             cli_die(CLI_EXIT_DATA, "track \"%s\": %s", fr->track, cmr_error_text(&err, err.code));
         ops->end(ops->obj);
         size_t got = 0;
-        while (got < T && ops->next(ops->obj, dst + got * (size_t)ops->width))
+        int rc = 0;
+        while (got < T && (rc = ops->next(ops->obj, dst + got * (size_t)ops->width, &err)) == 1)
             got++;
+        if (rc < 0)
+            cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame %lld, row %zu: %s", fr->track, fr->kind,
+                    (long long)fr->index, r, cmr_error_text(&err, rc));
         if (got != T)
             cli_die(CLI_EXIT_DATA, "track \"%s\": internal error: %zu of %zu frames ready", fr->track, got, T);
         ops->reset(ops->obj);

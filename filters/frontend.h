@@ -15,7 +15,9 @@ struct fe_ops {
     void *obj;         /* the feature object */
     int (*push)(void *obj, const float *in, size_t n, struct cmr_error *err);
     void (*end)(void *obj);
-    int (*next)(void *obj, float *out);
+    /* 1 with a frame, 0 when none is ready, or a negative code with err
+     * filled (a result that is not finite: dsp/mel.h cmr_mel_take) */
+    int (*next)(void *obj, float *out, struct cmr_error *err);
     size_t (*ready)(const void *obj, size_t n);
     void (*reset)(void *obj);
     /* optional: called on every output chunk (n values) before it is written */

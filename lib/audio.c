@@ -1,4 +1,5 @@
 #include "audio.h"
+#include "frame.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -104,6 +105,12 @@ struct cmr_audio *cmr_audio_open(const char *path, struct cmr_audio_info *info,
     if (si.channels < 1 || si.samplerate < 1) {
         cmr_error_set(err, CMR_EAUDIO, "%s: invalid stream (%d channels, %d Hz)", path,
                       si.channels, si.samplerate);
+        cmr_audio_close(a);
+        return NULL;
+    }
+    if (si.samplerate < CMR_RATE_MIN || si.samplerate > CMR_RATE_MAX) {
+        cmr_error_set(err, CMR_EAUDIO, "%s: sample rate %d Hz is outside the supported range %g..%g Hz",
+                      path, si.samplerate, CMR_RATE_MIN, CMR_RATE_MAX);
         cmr_audio_close(a);
         return NULL;
     }

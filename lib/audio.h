@@ -26,14 +26,15 @@
 struct cmr_audio_info {
     int64_t frames;      /* sample frames the file declares; -1 if unknown (pipes) */
     int channels;        /* >= 1 */
-    int rate;            /* sample rate, Hz, >= 1 */
+    int rate;            /* sample rate, Hz, in [CMR_RATE_MIN, CMR_RATE_MAX] (frame.h) */
     char format[64];     /* "WAV (Microsoft) / Signed 16 bit PCM" or similar */
 };
 
 struct cmr_audio;
 
 /* Opens path ("-" = stdin). On error returns NULL with err filled as
- * "PATH: why" (code CMR_EAUDIO, or CMR_ENOMEM). info may not be NULL. */
+ * "PATH: why" (code CMR_EAUDIO, or CMR_ENOMEM); a sample rate outside the
+ * supported 1000..768000 Hz is such an error. info may not be NULL. */
 struct cmr_audio *cmr_audio_open(const char *path, struct cmr_audio_info *info,
                                  struct cmr_error *err);
 

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,17 @@ int cmr_frame_set_track(struct cmr_frame *fr, const char *track)
 
 int cmr_frame_set_error(struct cmr_frame *fr, const char *msg)
 {
-    return replace_str(&fr->error, msg);
+    int rc = replace_str(&fr->error, msg);
+    /* free text (it often quotes a file name): bytes that are not UTF-8
+     * become '?' so that the frame can be written */
+    if (rc == CMR_OK && fr->error) {
+        size_t n = strlen(fr->error), bad;
+        if (n > CMR_FRAME_MAX_STRING)
+            fr->error[n = CMR_FRAME_MAX_STRING] = 0;
+        for (size_t i = 0; !cmr_utf8_valid(fr->error + i, n - i, &bad); i += bad + 1)
+            fr->error[i + bad] = '?';
+    }
+    return rc;
 }
 
 static int reserve_data(struct cmr_frame *fr, size_t n)
@@ -218,13 +229,17 @@ int cmr_frame_stage_param(struct cmr_frame *fr, const char *key, const char *fmt
     if (fr->n_stages == 0)
         return CMR_ESTATE;
     struct cmr_stage *s = &fr->stages[fr->n_stages - 1];
-    if (grow((void **)&s->params, &s->cap_params, s->n_params + 1, sizeof *s->params))
-        return CMR_ENOMEM;
     char buf[CMR_FRAME_MAX_STRING];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    /* a key given again replaces its value: a map never holds a key twice */
+    for (int i = 0; i < s->n_params; i++)
+        if (strcmp(s->params[i].key, key) == 0)
+            return replace_str(&s->params[i].val, buf);
+    if (grow((void **)&s->params, &s->cap_params, s->n_params + 1, sizeof *s->params))
+        return CMR_ENOMEM;
     struct cmr_kv *kv = &s->params[s->n_params];
     kv->key = strdup(key);
     kv->val = strdup(buf);
@@ -320,6 +335,103 @@ int cmr_frame_info_copy(struct cmr_frame *dst, const struct cmr_frame *src)
 }
 
 /* ------------------------------------------------------------------ */
+/* the rules every frame obeys (frame.h, docs/frames.md)               */
+
+int cmr_utf8_valid(const char *str, size_t n, size_t *bad)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            len = 2, cp = c & 0x1f, min = 0x80;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            len = 3, cp = c & 0x0f, min = 0x800;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            goto invalid;
+        }
+        if (n - i < len)
+            goto invalid;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                goto invalid;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            goto invalid;
+        i += len;
+    }
+    return 1;
+invalid:
+    if (bad)
+        *bad = i;
+    return 0;
+}
+
+/* 1 if every value is finite: an integer OR over the exponent bits, which the
+ * compiler vectorises */
+static int all_finite(const float *x, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
+}
+
+int cmr_frame_check(const struct cmr_frame *fr, struct cmr_error *err)
+{
+    const char *t = fr->track ? fr->track : "?";
+    if (fr->type != CMR_FRAME_TENSOR)
+        return CMR_OK;
+    if (fr->ndim < 1 || fr->ndim > CMR_FRAME_MAX_DIMS)
+        return cmr_error_set(err, CMR_ESHAPE, "track \"%.60s\": %s frame %lld: shape should have 1 to %d "
+                             "dimensions, got %d", t, fr->kind, (long long)fr->index, CMR_FRAME_MAX_DIMS,
+                             fr->ndim);
+    for (int i = 0; i < fr->ndim; i++)
+        if (fr->shape[i] < 1)
+            return cmr_error_set(err, CMR_ESHAPE, "track \"%.60s\": %s frame %lld: shape[%d] is %lld, "
+                                 "every dimension should be >= 1", t, fr->kind, (long long)fr->index, i,
+                                 (long long)fr->shape[i]);
+    if (fr->rate != 0 && !(fr->rate >= CMR_RATE_MIN && fr->rate <= CMR_RATE_MAX))
+        return cmr_error_set(err, CMR_EUNSUPPORTED, "track \"%.60s\": %s frame %lld: sample rate %g Hz is "
+                             "outside the supported range %g..%g Hz", t, fr->kind, (long long)fr->index,
+                             fr->rate, CMR_RATE_MIN, CMR_RATE_MAX);
+    if (strcmp(fr->kind, "audio") != 0)
+        return CMR_OK;
+    if (fr->ndim != 2)
+        return cmr_error_set(err, CMR_ESHAPE, "track \"%.60s\": audio frame %lld: shape should be "
+                             "[samples, channels], got %d dimensions", t, (long long)fr->index, fr->ndim);
+    if (fr->shape[1] > CMR_AUDIO_MAX_CHANNELS)
+        return cmr_error_set(err, CMR_ESHAPE, "track \"%.60s\": audio frame %lld: %lld channels, the "
+                             "limit is %d", t, (long long)fr->index, (long long)fr->shape[1],
+                             CMR_AUDIO_MAX_CHANNELS);
+    if (fr->rate == 0)
+        return cmr_error_set(err, CMR_EUNSUPPORTED, "track \"%.60s\": audio frame %lld has no sample rate "
+                             "(rate 0)", t, (long long)fr->index);
+    size_t n = cmr_frame_numel(fr);
+    if (!fr->data || all_finite(fr->data, n))
+        return CMR_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(fr->data[i])) {
+            size_t ch = (size_t)fr->shape[1], at = (size_t)fr->offset + i / ch;
+            return cmr_error_set(err, CMR_ENAN, "track \"%.60s\": audio frame %lld: sample %zu (channel %zu, "
+                                 "%.6f s into the track) is %s", t, (long long)fr->index, at, i % ch,
+                                 (double)at / fr->rate, isnan(fr->data[i]) ? "nan" : "infinite");
+        }
+    return CMR_OK;
+}
+
+/* ------------------------------------------------------------------ */
 /* packing                                                             */
 
 static void pack_str(msgpack_packer *pk, const char *s)
@@ -338,11 +450,38 @@ static void pack_kvs(msgpack_packer *pk, const struct cmr_kv *kv, int n)
     }
 }
 
+/* a string the writer is about to write: valid UTF-8, at most CMR_FRAME_MAX_STRING bytes */
+static int check_str(struct cmr_error *err, const char *what, const char *s)
+{
+    size_t n = s ? strlen(s) : 0, bad;
+    if (n > CMR_FRAME_MAX_STRING)
+        return cmr_error_set(err, CMR_ETOOBIG, "frame: %s is %zu bytes long, the limit is %d", what, n,
+                             CMR_FRAME_MAX_STRING);
+    if (s && !cmr_utf8_valid(s, n, &bad))
+        return cmr_error_set(err, CMR_ETYPE, "frame: %s \"%.40s\" is not valid UTF-8 (byte 0x%02x at offset %zu)",
+                             what, s, (unsigned char)s[bad], bad);
+    return CMR_OK;
+}
+
+static int check_kvs(struct cmr_error *err, const struct cmr_kv *kv, int n, const char *what)
+{
+    int rc = CMR_OK;
+    for (int i = 0; i < n && rc == CMR_OK; i++)
+        if ((rc = check_str(err, what, kv[i].key)) == CMR_OK)
+            rc = check_str(err, what, kv[i].val);
+    return rc;
+}
+
 static int check_for_write(const struct cmr_frame *fr, struct cmr_error *err)
 {
+    int rc = CMR_OK;
     switch (fr->type) {
     case CMR_FRAME_HEADER:
-        return CMR_OK;
+        for (int i = 0; i < fr->n_stages && rc == CMR_OK; i++)
+            if ((rc = check_str(err, "a provenance program", fr->stages[i].program)) == CMR_OK &&
+                (rc = check_str(err, "a provenance version", fr->stages[i].version)) == CMR_OK)
+                rc = check_kvs(err, fr->stages[i].params, fr->stages[i].n_params, "a provenance parameter");
+        return rc;
     case CMR_FRAME_TENSOR:
         if (!fr->track || !fr->kind[0])
             return cmr_error_set(err, CMR_EINVAL, "frame: tensor frame needs a kind and a track");
@@ -351,11 +490,19 @@ static int check_for_write(const struct cmr_frame *fr, struct cmr_error *err)
                                  CMR_FRAME_MAX_DIMS, fr->ndim);
         if (cmr_frame_numel(fr) > fr->cap && cmr_frame_numel(fr) > 0)
             return cmr_error_set(err, CMR_ESIZE, "frame: shape larger than the data buffer");
-        return CMR_OK;
+        if ((rc = check_str(err, "the track", fr->track)) || (rc = check_str(err, "the kind", fr->kind)) ||
+            (rc = check_kvs(err, fr->meta, fr->n_meta, "a metadata entry")))
+            return rc;
+        for (int i = 0; i < fr->n_info; i++)
+            if ((rc = check_str(err, "an info key", fr->info[i].key)))
+                return rc;
+        return cmr_frame_check(fr, err);
     case CMR_FRAME_END:
         if (!fr->track)
             return cmr_error_set(err, CMR_EINVAL, "frame: end frame needs a track");
-        return CMR_OK;
+        if ((rc = check_str(err, "the track", fr->track)) == CMR_OK)
+            rc = check_str(err, "the error", fr->error);
+        return rc;
     default:
         return cmr_error_set(err, CMR_EFRAMETYPE, "frame: cannot write a frame without a type");
     }
@@ -660,6 +807,10 @@ static int get_str(struct cmr_reader *rd, struct cmr_error *err, const msgpack_o
                     o->via.str.size, CMR_FRAME_MAX_STRING);
     if (memchr(o->via.str.ptr, 0, o->via.str.size))
         return fail(rd, err, CMR_ETYPE, "%s contains a NUL byte", what);
+    size_t bad;
+    if (!cmr_utf8_valid(o->via.str.ptr, o->via.str.size, &bad))
+        return fail(rd, err, CMR_ETYPE, "%s is not valid UTF-8 (byte 0x%02x at offset %zu)", what,
+                    (unsigned char)o->via.str.ptr[bad], bad);
     if (!(*out = dup_n(o->via.str.ptr, o->via.str.size)))
         return fail(rd, err, CMR_ENOMEM, "out of memory");
     return CMR_OK;
@@ -673,6 +824,44 @@ static int get_required(struct cmr_reader *rd, struct cmr_error *err, const msgp
     return CMR_OK;
 }
 
+/* orders string keys by length, then bytes (non-string keys first) */
+static int cmp_key(const void *a, const void *b)
+{
+    const msgpack_object *x = *(const msgpack_object *const *)a, *y = *(const msgpack_object *const *)b;
+    int xs = x->type == MSGPACK_OBJECT_STR, ys = y->type == MSGPACK_OBJECT_STR;
+    if (xs != ys || !xs)
+        return xs - ys;
+    if (x->via.str.size != y->via.str.size)
+        return x->via.str.size < y->via.str.size ? -1 : 1;
+    return x->via.str.size ? memcmp(x->via.str.ptr, y->via.str.ptr, x->via.str.size) : 0;
+}
+
+/* a map with a string key twice is ambiguous: refused (CMR_EKEY). Sorting
+ * keeps it O(k log k) for the largest maps the bounds allow. */
+static int check_unique_keys(struct cmr_reader *rd, struct cmr_error *err, const msgpack_object *map,
+                             const char *what)
+{
+    uint32_t n = map->via.map.size;
+    const msgpack_object *small[16], **k = small;
+    if (n < 2)
+        return CMR_OK;
+    if (n > 16 && !(k = malloc(n * sizeof *k)))
+        return fail(rd, err, CMR_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < n; i++)
+        k[i] = &map->via.map.ptr[i].key;
+    qsort(k, n, sizeof *k, cmp_key);
+    const msgpack_object *dup = NULL;
+    for (uint32_t i = 1; i < n && !dup; i++)
+        if (k[i]->type == MSGPACK_OBJECT_STR && cmp_key(&k[i - 1], &k[i]) == 0)
+            dup = k[i];
+    if (k != small)
+        free(k);
+    if (dup)
+        return fail(rd, err, CMR_EKEY, "%s has the key \"%.*s\" twice", what,
+                    (int)(dup->via.str.size > 40 ? 40 : dup->via.str.size), dup->via.str.ptr);
+    return CMR_OK;
+}
+
 /* string -> string map into kvs (meta, params) */
 static int read_kvs(struct cmr_reader *rd, struct cmr_error *err, const msgpack_object *o,
                     const char *what, struct cmr_kv **kv, int *n, int *cap)
@@ -682,14 +871,20 @@ static int read_kvs(struct cmr_reader *rd, struct cmr_error *err, const msgpack_
     if (o->via.map.size > CMR_FRAME_MAX_ENTRIES)
         return fail(rd, err, CMR_ETOOBIG, "%s has %u entries, the limit is %d", what,
                     o->via.map.size, CMR_FRAME_MAX_ENTRIES);
+    int rc0 = check_unique_keys(rd, err, o, what);
+    if (rc0 != CMR_OK)
+        return rc0;
     if (grow((void **)kv, cap, (int)o->via.map.size, sizeof **kv))
         return fail(rd, err, CMR_ENOMEM, "out of memory");
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *p = &o->via.map.ptr[i];
-        char *k = NULL, *v = NULL;
-        int rc = get_str(rd, err, &p->key, "a metadata key", &k);
-        if (rc == CMR_OK)
-            rc = get_str(rd, err, &p->val, "a metadata value", &v);
+        char *k = NULL, *v = NULL, wk[64], wv[64 + 40];
+        snprintf(wk, sizeof wk, "a key of %s", what);
+        int rc = get_str(rd, err, &p->key, wk, &k);
+        if (rc == CMR_OK) {
+            snprintf(wv, sizeof wv, "%s \"%.30s\"", what, k);
+            rc = get_str(rd, err, &p->val, wv, &v);
+        }
         if (rc != CMR_OK) {
             free(k);
             return rc;
@@ -733,6 +928,8 @@ static int decode_header(struct cmr_reader *rd, struct cmr_error *err, const msg
         const msgpack_object *e = &o->via.array.ptr[i], *v;
         if (e->type != MSGPACK_OBJECT_MAP)
             return fail(rd, err, CMR_ETYPE, "provenance entry %u should be a map", i);
+        if ((rc = check_unique_keys(rd, err, e, "a provenance entry")))
+            return rc;
         struct cmr_stage *s = &fr->stages[fr->n_stages];
         memset(s, 0, sizeof *s);
         fr->n_stages++;
@@ -777,8 +974,8 @@ static int decode_tensor(struct cmr_reader *rd, struct cmr_error *err, const msg
         fr->offset = o->via.i64;
     }
     if ((o = map_get(m, "rate"))) {
-        if (!is_number(o) || !(as_double(o) >= 0) || as_double(o) > 1e9)
-            return fail(rd, err, CMR_ETYPE, "rate should be a number in [0, 1e9]");
+        if (!is_number(o) || !isfinite(as_double(o)))
+            return fail(rd, err, CMR_ETYPE, "rate should be a finite number");
         fr->rate = as_double(o);
     }
     if ((rc = get_required(rd, err, m, "dtype", "tensor", &o)))
@@ -797,8 +994,8 @@ static int decode_tensor(struct cmr_reader *rd, struct cmr_error *err, const msg
     fr->ndim = (int)o->via.array.size;
     for (int i = 0; i < fr->ndim; i++) {
         const msgpack_object *d = &o->via.array.ptr[i];
-        if (d->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return fail(rd, err, CMR_ESHAPE, "shape[%d] should be a non-negative integer", i);
+        if (d->type != MSGPACK_OBJECT_POSITIVE_INTEGER || d->via.u64 == 0)
+            return fail(rd, err, CMR_ESHAPE, "shape[%d] should be an integer >= 1", i);
         if (d->via.u64 > (uint64_t)INT64_MAX)
             overflow = 1;
         fr->shape[i] = (int64_t)d->via.u64;
@@ -837,6 +1034,8 @@ static int decode_tensor(struct cmr_reader *rd, struct cmr_error *err, const msg
         if (o->via.map.size > CMR_FRAME_MAX_ENTRIES)
             return fail(rd, err, CMR_ETOOBIG, "info has %u entries, the limit is %d", o->via.map.size,
                         CMR_FRAME_MAX_ENTRIES);
+        if ((rc = check_unique_keys(rd, err, o, "info")))
+            return rc;
         if (grow((void **)&fr->info, &fr->cap_info, (int)o->via.map.size, sizeof *fr->info))
             return fail(rd, err, CMR_ENOMEM, "out of memory");
         for (uint32_t i = 0; i < o->via.map.size; i++) {
@@ -848,6 +1047,9 @@ static int decode_tensor(struct cmr_reader *rd, struct cmr_error *err, const msg
             fr->info[fr->n_info++].val = as_double(&p->val);
         }
     }
+    struct cmr_error e = {0};
+    if ((rc = cmr_frame_check(fr, &e)) != CMR_OK)
+        return fail(rd, err, rc, "%s", e.msg);
     return CMR_OK;
 }
 
@@ -874,6 +1076,9 @@ static int decode_frame(struct cmr_reader *rd, struct cmr_error *err, const msgp
 {
     if (m->type != MSGPACK_OBJECT_MAP)
         return fail(rd, err, CMR_EROOT, "frame should be a MessagePack map");
+    int rc = check_unique_keys(rd, err, m, "the frame");
+    if (rc != CMR_OK)
+        return rc;
     const msgpack_object *t = map_get(m, "t");
     if (!t)
         return fail(rd, err, CMR_EKEY, "frame has no \"t\" key");

@@ -13,9 +13,12 @@
  * returns it like any frame and checks it the same way.
  *
  * The reader validates everything before a frame reaches the caller (types,
- * required keys, rank, shape x 4 bytes == data size, a hard bound on sizes,
- * track order) and tells a clean end of stream (CMR_EOF) from a truncated one
- * (CMR_ETRUNCATED). Frames own copies of their data: nothing points into
+ * required keys, no key twice in a map, strings valid UTF-8, rank, shape x 4
+ * bytes == data size, a hard bound on sizes, track order, and the rules of
+ * cmr_frame_check: every dimension >= 1, a supported rate, sane audio frames)
+ * and tells a clean end of stream (CMR_EOF) from a truncated one
+ * (CMR_ETRUNCATED). The writer refuses a frame that breaks the same rules, so
+ * what one stage writes the next can read. Frames own copies of their data: nothing points into
  * msgpack-c's zone after cmr_reader_next() returns.
  * Not thread-safe per object; distinct readers/writers are independent.
  */
@@ -37,6 +40,13 @@
 /* bounds on strings and maps, to keep a hostile header from allocating much */
 #define CMR_FRAME_MAX_STRING 4096
 #define CMR_FRAME_MAX_ENTRIES 4096
+/* the supported sample rates, Hz: a tensor frame's rate is 0 (unknown) or in
+ * [CMR_RATE_MIN, CMR_RATE_MAX]; an "audio" frame's is never 0. Every consumer
+ * (resampler, mel, segmenter) is bounded in time and memory over this range. */
+#define CMR_RATE_MIN 1000.0
+#define CMR_RATE_MAX 768000.0
+/* channels of an "audio" frame [n, channels] */
+#define CMR_AUDIO_MAX_CHANNELS 256
 
 enum cmr_frame_type {
     CMR_FRAME_NONE = 0,
@@ -118,8 +128,28 @@ int cmr_frame_make_tensor(struct cmr_frame *fr, const char *kind, const char *tr
 /* turns fr into an end-of-track frame */
 int cmr_frame_make_end(struct cmr_frame *fr, const char *track, int64_t frames);
 int cmr_frame_set_track(struct cmr_frame *fr, const char *track);
+/* the end frame's error text; bytes that are not UTF-8 become '?' and it is cut at
+ * CMR_FRAME_MAX_STRING bytes */
 int cmr_frame_set_error(struct cmr_frame *fr, const char *msg);
 size_t cmr_frame_numel(const struct cmr_frame *fr);
+
+/* The rules every tensor frame obeys beyond its encoding (docs/frames.md,
+ * "What every frame guarantees"), checked in one place: by the reader on every
+ * frame it returns and by the writer on every frame it writes.
+ *   - rank 1 to CMR_FRAME_MAX_DIMS, every dimension >= 1 (CMR_ESHAPE);
+ *   - rate 0 or in [CMR_RATE_MIN, CMR_RATE_MAX] and finite (CMR_EUNSUPPORTED);
+ *   - kind "audio": shape [n, channels] with 1 <= channels <=
+ *     CMR_AUDIO_MAX_CHANNELS (CMR_ESHAPE), a rate (CMR_EUNSUPPORTED) and
+ *     finite samples (CMR_ENAN; the message gives the sample and its time).
+ * Header and end frames always pass. Strings are checked by the writer and
+ * the reader, not here. CMR_OK, or the code with err filled as
+ * "track \"T\": KIND frame I: what". */
+int cmr_frame_check(const struct cmr_frame *fr, struct cmr_error *err);
+
+/* 1 if s[0..n) is valid UTF-8 (no overlong forms, surrogates or code points
+ * above U+10FFFF), else 0 with *bad (may be NULL) set to the offset of the
+ * first invalid byte. Every string in a frame must be valid UTF-8. */
+int cmr_utf8_valid(const char *s, size_t n, size_t *bad);
 
 /* metadata (string -> string); get returns NULL when absent */
 const char *cmr_frame_meta_get(const struct cmr_frame *fr, const char *key);

@@ -56,6 +56,12 @@ static struct cmr_track_entry *new_entry(struct cmr_tracklist *tl)
 int cmr_tracklist_add(struct cmr_tracklist *tl, const char *path, const char *track,
                       struct cmr_error *err)
 {
+    size_t bad;
+    if (!cmr_utf8_valid(track, strlen(track), &bad))
+        return cmr_error_set(err, CMR_EFORMAT, "track id '%.*s...' is not valid UTF-8 (byte 0x%02x at "
+                             "offset %zu); give the file in a track list (cmr-decode --list) with a UTF-8 "
+                             "'track' column", (int)(bad > 100 ? 100 : bad), track,
+                             (unsigned char)track[bad], bad);
     struct cmr_track_entry *e = new_entry(tl);
     if (!e)
         return cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
@@ -162,6 +168,7 @@ static int parse_stream(struct cmr_tracklist *tl, FILE *f, const char *name,
     long lineno = 0;
     char *fields[CMR_TRACKLIST_MAX_COLUMNS + 1];
     int ncol = 0, path_col = -1, track_col = -1, *meta_col = NULL;
+    size_t bad;
     int rc = CMR_OK;
 
     while ((len = getline(&line, &lcap, f)) >= 0) {
@@ -211,6 +218,12 @@ static int parse_stream(struct cmr_tracklist *tl, FILE *f, const char *name,
                     rc = cmr_error_set(err, CMR_EFORMAT, "%s:1: column %d: name too long", name, c + 1);
                     goto out;
                 }
+                if (!cmr_utf8_valid(fields[c], strlen(fields[c]), &bad)) {
+                    rc = cmr_error_set(err, CMR_EFORMAT, "%s:1: column %d: name is not valid UTF-8 "
+                                       "(byte 0x%02x at offset %zu)", name, c + 1,
+                                       (unsigned char)fields[c][bad], bad);
+                    goto out;
+                }
                 for (int d = 0; d < c; d++)
                     if (strcmp(fields[c], fields[d]) == 0) {
                         rc = cmr_error_set(err, CMR_EFORMAT, "%s:1: column '%.100s' appears twice",
@@ -250,12 +263,22 @@ static int parse_stream(struct cmr_tracklist *tl, FILE *f, const char *name,
             rc = cmr_error_set(err, CMR_EFORMAT, "%s:%ld: empty track id", name, lineno);
             goto out;
         }
-        for (int c = 0; c < ncol; c++)
+        for (int c = 0; c < ncol; c++) {
             if (strlen(fields[c]) > CMR_FRAME_MAX_STRING) {
                 rc = cmr_error_set(err, CMR_EFORMAT, "%s:%ld: field %d longer than %d bytes", name,
                                    lineno, c + 1, CMR_FRAME_MAX_STRING);
                 goto out;
             }
+            /* what goes into frames must be UTF-8; a path only when it is the track id */
+            if ((c != path_col || track_col < 0) && !cmr_utf8_valid(fields[c], strlen(fields[c]), &bad)) {
+                rc = cmr_error_set(err, CMR_EFORMAT, "%s:%ld: column '%.40s': '%.*s' is not valid UTF-8 "
+                                   "(byte 0x%02x at offset %zu)%s", name, lineno,
+                                   c == path_col ? "path" : c == track_col ? "track" : tl->meta_keys[meta_col[c]],
+                                   (int)(bad > 100 ? 100 : bad), fields[c], (unsigned char)fields[c][bad], bad,
+                                   c == path_col ? " (without a 'track' column the path is the track id)" : "");
+                goto out;
+            }
+        }
         {
             struct cmr_track_entry *e = new_entry(tl);
             if (!e) {

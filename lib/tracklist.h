@@ -12,6 +12,9 @@
  *   A trailing CR (CRLF files) is removed. Empty lines are skipped. Every other
  *   line must have exactly as many fields as the header.
  * - path and track values must be non-empty; metadata values may be empty.
+ * - Column names, track ids and metadata values go into frames, so they must
+ *   be valid UTF-8 (docs/frames.md); a path may hold any bytes when a `track`
+ *   column names the track (without one the path is the track id).
  * - Track ids must be unique.
  * - A relative path is resolved against the directory of the list file
  *   (against the working directory when the list is read from "-").
@@ -54,7 +57,8 @@ int cmr_tracklist_parse(struct cmr_tracklist *tl, const char *buf, size_t len,
                         const char *name, const char *base_dir, struct cmr_error *err);
 
 /* Appends one entry (copies path and track; no metadata values, or the
- * list's columns all set to ""). For lists built from command-line files. */
+ * list's columns all set to ""). For lists built from command-line files.
+ * CMR_EFORMAT when track is not valid UTF-8. */
 int cmr_tracklist_add(struct cmr_tracklist *tl, const char *path, const char *track,
                       struct cmr_error *err);
 

@@ -6,6 +6,7 @@
 
 #include "dsp/mel.h"
 #include "dsp/stft.h"
+#include "frame.h"
 
 struct cmr_mel {
     struct cmr_mel_cfg cfg;
@@ -68,7 +69,7 @@ int cmr_mel_cfg_check(const struct cmr_mel_cfg *c, struct cmr_error *err)
 {
     if (!c)
         return cmr_error_set(err, CMR_EINVAL, "mel: no configuration given");
-    if (!(c->sample_rate >= 1000 && c->sample_rate <= 768000))
+    if (!(c->sample_rate >= CMR_RATE_MIN && c->sample_rate <= CMR_RATE_MAX))
         return cmr_error_set(err, CMR_EINVAL, "mel: sample_rate should be in [1000, 768000] Hz, got %g",
                              c->sample_rate);
     if (c->n_fft < CMR_STFT_MIN_NFFT || c->n_fft > CMR_STFT_MAX_NFFT || c->n_fft % 2)
@@ -279,6 +280,28 @@ int cmr_mel_next(struct cmr_mel *m, float *out)
     return 1;
 }
 
+/* the first non-finite value of x[0..n), or -1 */
+static long first_nonfinite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return (long)i;
+    return -1;
+}
+
+int cmr_mel_take(struct cmr_mel *m, float *out, struct cmr_error *err)
+{
+    if (!cmr_mel_next(m, out))
+        return 0;
+    long j = first_nonfinite(out, (size_t)m->cfg.n_mels);
+    if (j < 0)
+        return 1;
+    int64_t k = cmr_mel_frame_index(m) - 1;
+    return cmr_error_set(err, CMR_ENAN, "mel: frame %lld (%.3f s into the track), band %ld is %s: the audio is "
+                         "too loud for float32 arithmetic (or not finite)", (long long)k,
+                         (double)k * m->cfg.hop / m->cfg.sample_rate, j, isnan(out[j]) ? "nan" : "infinite");
+}
+
 int cmr_mel_process(struct cmr_mel *m, const float *in, size_t n, float *out, size_t cap,
                     size_t *n_out, struct cmr_error *err)
 {
@@ -290,9 +313,9 @@ int cmr_mel_process(struct cmr_mel *m, const float *in, size_t n, float *out, si
     int rc = cmr_mel_push(m, in, n, err);
     if (rc)
         return rc;
-    while (*n_out < cap && cmr_mel_next(m, out + *n_out * (size_t)m->cfg.n_mels))
+    while (*n_out < cap && (rc = cmr_mel_take(m, out + *n_out * (size_t)m->cfg.n_mels, err)) == 1)
         (*n_out)++;
-    return CMR_OK;
+    return rc < 0 ? rc : CMR_OK;
 }
 
 size_t cmr_mel_flush_frames(const struct cmr_mel *m)
@@ -308,8 +331,9 @@ int cmr_mel_flush(struct cmr_mel *m, float *out, size_t cap, size_t *n_out, stru
         return cmr_error_set(err, CMR_EINVAL, "mel: output has room for %zu frames, %zu needed",
                              cap, want);
     cmr_mel_end(m);
-    while (*n_out < cap && cmr_mel_next(m, out + *n_out * (size_t)m->cfg.n_mels))
+    int rc = 0;
+    while (*n_out < cap && (rc = cmr_mel_take(m, out + *n_out * (size_t)m->cfg.n_mels, err)) == 1)
         (*n_out)++;
     cmr_mel_reset(m);
-    return CMR_OK;
+    return rc < 0 ? rc : CMR_OK;
 }

@@ -98,8 +98,14 @@ int cmr_mel_empty_filters(const struct cmr_mel *m);
 int cmr_mel_push(struct cmr_mel *m, const float *in, size_t n, struct cmr_error *err);
 /* marks the end of the current track */
 void cmr_mel_end(struct cmr_mel *m);
-/* writes the next ready frame (n_mels floats) and returns 1, or returns 0 */
+/* writes the next ready frame (n_mels floats) and returns 1, or returns 0;
+ * does not look at the values (see cmr_mel_take) */
 int cmr_mel_next(struct cmr_mel *m, float *out);
+/* cmr_mel_next, then a check that the frame is finite: 1 with the frame in
+ * out, 0 when none is ready, or CMR_ENAN with err "mel: frame K (S s into the
+ * track), band B is infinite: ..." (audio too loud for float32 arithmetic:
+ * |x| above about 1e17). cmr_mel_process and cmr_mel_flush check this way. */
+int cmr_mel_take(struct cmr_mel *m, float *out, struct cmr_error *err);
 /* frames ready now plus those n more samples would make ready (dsp/stft.h) */
 size_t cmr_mel_ready(const struct cmr_mel *m, size_t n);
 /* index within the track of the frame cmr_mel_next() returns next */
@@ -111,7 +117,8 @@ void cmr_mel_reset(struct cmr_mel *m);
 /* Pushes n samples and writes every frame that became ready to out
  * (*n_out frames of n_mels floats, row-major). out must hold
  * cmr_mel_ready(m, n) frames: with less room (cap, in frames) nothing is
- * consumed and CMR_EINVAL is returned. */
+ * consumed and CMR_EINVAL is returned. CMR_ENAN (see cmr_mel_take) stops at
+ * the frame that is not finite. */
 int cmr_mel_process(struct cmr_mel *m, const float *in, size_t n, float *out, size_t cap,
                     size_t *n_out, struct cmr_error *err);
 /* Ends the track, writes its remaining frames (out must hold

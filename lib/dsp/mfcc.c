@@ -93,10 +93,9 @@ size_t cmr_mfcc_ready(const struct cmr_mfcc *m, size_t n) { return cmr_mel_ready
 size_t cmr_mfcc_flush_frames(const struct cmr_mfcc *m) { return cmr_mel_flush_frames(m->mel); }
 int64_t cmr_mfcc_frame_index(const struct cmr_mfcc *m) { return cmr_mel_frame_index(m->mel); }
 
-int cmr_mfcc_next(struct cmr_mfcc *m, float *out)
+/* the DCT of m->logmel into out */
+static void dct(struct cmr_mfcc *m, float *out)
 {
-    if (!cmr_mel_next(m->mel, m->logmel))
-        return 0;
     const int nm = m->cfg.mel.n_mels;
     for (int c = 0; c < m->cfg.n_mfcc; c++) {
         const float *row = m->dct + (size_t)c * nm;
@@ -105,7 +104,23 @@ int cmr_mfcc_next(struct cmr_mfcc *m, float *out)
             acc += (double)row[j] * m->logmel[j];
         out[c] = (float)acc;
     }
+}
+
+int cmr_mfcc_next(struct cmr_mfcc *m, float *out)
+{
+    if (!cmr_mel_next(m->mel, m->logmel))
+        return 0;
+    dct(m, out);
     return 1;
+}
+
+int cmr_mfcc_take(struct cmr_mfcc *m, float *out, struct cmr_error *err)
+{
+    /* a finite log-mel gives finite coefficients: the check is the mel's */
+    int rc = cmr_mel_take(m->mel, m->logmel, err);
+    if (rc == 1)
+        dct(m, out);
+    return rc;
 }
 
 int cmr_mfcc_process(struct cmr_mfcc *m, const float *in, size_t n, float *out, size_t cap,
@@ -119,9 +134,9 @@ int cmr_mfcc_process(struct cmr_mfcc *m, const float *in, size_t n, float *out, 
     int rc = cmr_mfcc_push(m, in, n, err);
     if (rc)
         return rc;
-    while (*n_out < cap && cmr_mfcc_next(m, out + *n_out * (size_t)m->cfg.n_mfcc))
+    while (*n_out < cap && (rc = cmr_mfcc_take(m, out + *n_out * (size_t)m->cfg.n_mfcc, err)) == 1)
         (*n_out)++;
-    return CMR_OK;
+    return rc < 0 ? rc : CMR_OK;
 }
 
 int cmr_mfcc_flush(struct cmr_mfcc *m, float *out, size_t cap, size_t *n_out,
@@ -133,8 +148,9 @@ int cmr_mfcc_flush(struct cmr_mfcc *m, float *out, size_t cap, size_t *n_out,
         return cmr_error_set(err, CMR_EINVAL, "mfcc: output has room for %zu frames, %zu needed",
                              cap, want);
     cmr_mfcc_end(m);
-    while (*n_out < cap && cmr_mfcc_next(m, out + *n_out * (size_t)m->cfg.n_mfcc))
+    int rc = 0;
+    while (*n_out < cap && (rc = cmr_mfcc_take(m, out + *n_out * (size_t)m->cfg.n_mfcc, err)) == 1)
         (*n_out)++;
     cmr_mfcc_reset(m);
-    return CMR_OK;
+    return rc < 0 ? rc : CMR_OK;
 }

@@ -1,4 +1,5 @@
 #include "dsp/resample.h"
+#include "frame.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -244,10 +245,13 @@ struct cmr_resample *cmr_resample_new(const struct cmr_resample_cfg *cfg, struct
     struct cmr_resample *r;
     int rc;
 
-    if (!cfg || !(cfg->in_rate > 0) || !(cfg->out_rate > 0) || !isfinite(cfg->in_rate) ||
-        !isfinite(cfg->out_rate) || cfg->in_rate > 1e7 || cfg->out_rate > 1e7) {
-        cmr_error_set(err, CMR_EINVAL, "resample: rates should be in (0, 1e7] Hz, got %g -> %g",
-                      cfg ? cfg->in_rate : 0.0, cfg ? cfg->out_rate : 0.0);
+    /* the supported rates (frame.h) bound the ratio to [1/768, 768], and with
+     * it soxr's filter and buffers and the output of one chunk: a rate of
+     * 0.01 Hz made soxr crash, hang or take gigabytes */
+    if (!cfg || !(cfg->in_rate >= CMR_RATE_MIN && cfg->in_rate <= CMR_RATE_MAX) ||
+        !(cfg->out_rate >= CMR_RATE_MIN && cfg->out_rate <= CMR_RATE_MAX)) {
+        cmr_error_set(err, CMR_EINVAL, "resample: rates should be in [%g, %g] Hz, got %g -> %g Hz",
+                      CMR_RATE_MIN, CMR_RATE_MAX, cfg ? cfg->in_rate : 0.0, cfg ? cfg->out_rate : 0.0);
         return NULL;
     }
     if (cfg->channels < 1 || cfg->channels > 256) {

@@ -45,8 +45,8 @@ enum cmr_resample_quality {
 };
 
 struct cmr_resample_cfg {
-    double in_rate;   /* Hz, > 0 */
-    double out_rate;  /* Hz, > 0 */
+    double in_rate;   /* Hz, in [CMR_RATE_MIN, CMR_RATE_MAX] = [1000, 768000] (frame.h) */
+    double out_rate;  /* Hz, the same range */
     int channels;     /* >= 1 */
     enum cmr_resample_quality quality;
 };
@@ -59,8 +59,9 @@ const char *cmr_resample_quality_name(enum cmr_resample_quality q);
 
 struct cmr_resample;
 
-/* NULL with err filled (CMR_EINVAL for bad rates, channels or quality, or
- * non-integer rates with the torchaudio methods). */
+/* NULL with err filled (CMR_EINVAL for rates outside [1000, 768000] Hz, bad
+ * channels or quality, or non-integer rates with the torchaudio methods).
+ * Within that range time and memory are bounded: the ratio is at most 768. */
 struct cmr_resample *cmr_resample_new(const struct cmr_resample_cfg *cfg, struct cmr_error *err);
 
 /* Feeds n sample frames (n * channels floats). *out points at the output

@@ -53,6 +53,19 @@ int cmr_knn_eval(const struct cmr_knn_cfg *cfg, const float *emb, int n, int d,
         if (!isfinite(emb[i]))
             return cmr_error_set(err, CMR_ENAN, "knn: track %zu, value %zu is %g", i / d, i % d,
                                  (double)emb[i]);
+    /* a zero vector has no direction, so no cosine: it scores 0 against
+     * everything; when every vector is zero every score ties and the
+     * result (MPR 1) says nothing */
+    for (int i = 0; i < n; i++) {
+        const float *x = emb + (size_t)i * d;
+        int j = 0;
+        while (j < d && x[j] == 0)
+            j++;
+        res->zero_vectors += j == d;
+    }
+    if (res->zero_vectors == n)
+        return cmr_error_set(err, CMR_EINVAL, "knn: all %d vectors are zero: cosine similarity is undefined "
+                             "(a collapsed or untrained encoder?)", n);
 
     int rc = CMR_OK;
     double *u = malloc(sizeof(double) * (size_t)n * d);

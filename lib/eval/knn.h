@@ -7,8 +7,9 @@
  *    itself and `negatives` tracks drawn uniformly without replacement from the
  *    tracks outside the playlist (negatives < 0: every track outside it);
  *  - a candidate's score is its mean cosine similarity to the queries,
- *    (1/Q) sum_q <c, q> / (|c| |q|), in double; a zero vector has cosine 0
- *    with everything;
+ *    (1/Q) sum_q <c, q> / (|c| |q|), in double; a zero vector has no cosine:
+ *    it counts as 0 with everything (res->zero_vectors counts them), and when
+ *    every vector is zero the evaluation is refused (CMR_EINVAL);
  *  - rank = 1 + the number of negatives whose score is >= the item's score
  *    (pessimistic ties: a tie counts against the item);
  *  - HR@k = fraction of items with rank <= k; MPR = mean of (rank - 1) / N
@@ -49,13 +50,14 @@ struct cmr_knn_result {
     int64_t hits;       /* items with rank <= k */
     double hr;          /* hits / items */
     double mpr;         /* mean percentile rank */
+    int64_t zero_vectors; /* tracks whose vector is all zeros (cosine 0 with everything) */
 };
 
 /* emb (n, d) row-major, one row per track. Playlist p holds the track indices
  * members[start[p] .. start[p+1]) (distinct, in stream order); start has
  * n_playlists + 1 entries. Errors: CMR_EINVAL (bad sizes or indices, a
  * duplicate member, fewer outside tracks than negatives, no playlist to
- * evaluate), CMR_ENAN (a non-finite embedding value), CMR_ENOMEM. */
+ * evaluate, every vector zero), CMR_ENAN (a non-finite embedding value), CMR_ENOMEM. */
 int cmr_knn_eval(const struct cmr_knn_cfg *cfg, const float *emb, int n, int d,
                  const int *start, const int *members, int n_playlists,
                  struct cmr_knn_result *res, struct cmr_error *err);

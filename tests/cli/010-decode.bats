@@ -264,3 +264,32 @@ decode_dump() {
     echo "max RSS ${kb} kB"
     [ "$kb" -lt 40000 ]
 }
+
+@test "cmr-decode: strings that are not UTF-8 never reach a frame (issue 11 I)" {
+    mk_sine "$TMP/a.wav" 440 0.1
+    # a file name with the Latin-1 byte 0xe9
+    cp "$TMP/a.wav" "$TMP/caf"$'\xe9'".wav"
+    run -1 --separate-stderr cmr decode "$TMP/caf"$'\xe9'".wav"
+    [[ "$stderr" == "cmr-decode: track id '"*"/caf...' is not valid UTF-8 (byte 0xe9 at offset "*"); give the file in a track list (cmr-decode --list) with a UTF-8 'track' column" ]]
+    [ -z "$output" ]
+    # a metadata field \xff\xfe in a track list
+    printf 'path\ttrack\tlabel\na.wav\tx\t\xff\xfe\n' > "$TMP/l1.tsv"
+    run -1 --separate-stderr cmr decode --list "$TMP/l1.tsv"
+    [ "$stderr" = "cmr-decode: $TMP/l1.tsv:2: column 'label': '' is not valid UTF-8 (byte 0xff at offset 0)" ]
+    # the same file with a UTF-8 track id: fine, and the id is read back as written
+    printf 'path\ttrack\ncaf\xe9.wav\tcaf\xc3\xa9\n' > "$TMP/l2.tsv"
+    run -0 --separate-stderr bash -c "set -o pipefail; '$CMR_BINDIR/cmr-decode' --list '$TMP/l2.tsv' | '$CMR_BINDIR/cmr-dump'"
+    [[ "${lines[1]}" == 'tensor kind=audio track="café" '* ]]
+}
+
+@test "cmr-decode: a float file with an infinite sample fails that track, naming the time; --keep-going goes on (issue 11)" {
+    mk_sine "$TMP/a.wav" 440 0.1
+    perl -e 'binmode STDOUT; $d = pack("f<*", map { $_ == 20000 ? 9**9**9 : 0.1 } 0 .. 31999);
+             print "RIFF", pack("V", 36 + length $d), "WAVEfmt ", pack("VvvVVvv", 16, 3, 1, 16000, 64000, 4, 32),
+                   "data", pack("V", length $d), $d' > "$TMP/inf.wav"
+    run -1 --separate-stderr bash -c "'$CMR_BINDIR/cmr-decode' '$TMP/inf.wav' | '$CMR_BINDIR/cmr-dump' -n 0; exit \${PIPESTATUS[0]}"
+    [ "$stderr" = "cmr-decode: track \"$TMP/inf.wav\": audio frame 0: sample 20000 (channel 0, 1.250000 s into the track) is infinite" ]
+    run -1 --separate-stderr bash -c "'$CMR_BINDIR/cmr-decode' -k '$TMP/inf.wav' '$TMP/a.wav' | '$CMR_BINDIR/cmr-dump' -n 0; exit \${PIPESTATUS[0]}"
+    [[ "${lines[1]}" == "end track=\"$TMP/inf.wav\" frames=0 error=\"track \\\"$TMP/inf.wav\\\": audio frame 0: sample 20000 "* ]]
+    [[ "${lines[2]}" == "tensor kind=audio track=\"$TMP/a.wav\" "* ]]
+}

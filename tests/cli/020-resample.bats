@@ -158,3 +158,49 @@ pipeline() {
     run bash -c "'$CMR_BINDIR/cmr-decode' --chunk 4096 '$TMP/a.wav' | '$CMR_BINDIR/cmr-resample' | '$CMR_BINDIR/cmr-dump' | head -n1"
     [[ "$output" == "header version=1 "* ]]
 }
+
+# the rate of every audio frame of FILE (a double 16000.0) replaced by the double HEX
+patch_rate() {
+    perl -pe 'BEGIN { binmode STDIN; binmode STDOUT; $r = pack("H*", "'"$2"'") } s/\xcb\x40\xcf\x40\x00\x00\x00\x00\x00/\xcb$r/g' "$1"
+}
+
+@test "cmr-resample: an absurd rate in a frame is exit 1 at once, not a crash, hang or GBs (issue 11 A, B)" {
+    mk_sine "$TMP/a.wav" 440 0.0625
+    decode "$TMP/a.wav" > "$TMP/a.cmr"
+    # 0.01 Hz, 1e-300 Hz, 0.1 Hz, 1e9 Hz
+    for hex in 3f847ae147ae147b 01a56e1fc2f8f359 3fb999999999999a 41cdcd6500000000; do
+        patch_rate "$TMP/a.cmr" $hex > "$TMP/bad.cmr"
+        for q in hq mq torchaudio; do
+            run -1 --separate-stderr timeout 20 "$CMR_BINDIR/cmr-resample" -Q $q "$TMP/bad.cmr"
+            [[ "$stderr" == "cmr-resample: $TMP/bad.cmr: frame 2 (byte "*"): track \"$TMP/a.wav\": audio frame 0: sample rate "*" Hz is outside the supported range 1000..768000 Hz" ]]
+            [ "${#stderr_lines[@]}" -eq 1 ]
+        done
+    done
+    # a WAV that declares 1 Hz is refused by cmr-decode already
+    sox -q -n -r 1 -c 1 -b 16 "$TMP/one.wav" synth 2000s sine 0.1
+    run -1 --separate-stderr cmr decode "$TMP/one.wav"
+    [ "$stderr" = "cmr-decode: $TMP/one.wav: sample rate 1 Hz is outside the supported range 1000..768000 Hz" ]
+    [ -z "$output" ] || [[ "$output" != *tensor* ]]
+}
+
+@test "cmr-resample: audio of shape [10, 0] is refused by the reader, naming the dimension (issue 11)" {
+    mk_sine "$TMP/a.wav" 440 0.0625
+    decode "$TMP/a.wav" | perl -pe 'BEGIN { binmode STDIN; binmode STDOUT } s/\x92\xcd\x03\xe8\x01/\x92\x0a\x00/' > "$TMP/z.cmr"
+    run -1 --separate-stderr cmr resample "$TMP/z.cmr"
+    [[ "$stderr" == "cmr-resample: $TMP/z.cmr: frame 2 (byte "*"): shape[1] should be an integer >= 1" ]]
+}
+
+@test "cmr-resample: 1000 Hz -> 384000 Hz keeps frames (and memory) bounded (issue 11 B)" {
+    sox -q -n -r 1000 -c 1 -b 16 "$TMP/lo.wav" synth 4 sine 100 vol 0.5
+    run -0 --separate-stderr bash -c "set -o pipefail; '$CMR_BINDIR/cmr-decode' '$TMP/lo.wav' | '$CMR_BINDIR/cmr-resample' -r 384000 | '$CMR_BINDIR/cmr-dump' -n 0"
+    total=0 max=0
+    for l in "${lines[@]}"; do
+        [[ "$l" =~ ^tensor.*shape=\[([0-9]+),1\] ]] || continue
+        n=${BASH_REMATCH[1]}
+        total=$((total + n))
+        [ "$n" -gt "$max" ] && max=$n
+    done
+    [ "$total" -eq $((4 * 384000)) ]
+    # one 4000-sample input frame would have made a 1.5-million-sample frame
+    [ "$max" -le 1048576 ]
+}

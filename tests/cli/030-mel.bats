@@ -129,7 +129,8 @@ rows_of() { sed -n 's/.* shape=\[\([0-9]*\),.*/\1/p' | awk '{s += $1} END {print
     # one audio sample 0.0 patched into a NaN (little-endian 0x7fc00000)
     mkframes --kind audio --features 1 --rows 1 | perl -pe 's/\xc4\x04\x00\x00\x00\x00/\xc4\x04\x00\x00\xc0\x7f/' > "$TMP/nan.frames"
     run -1 --separate-stderr cmr mel "$TMP/nan.frames"
-    [ "$stderr" = 'cmr-mel: track "track0": audio frame 0 has a non-finite sample (nan) at offset 0' ]
+    # the frame reader refuses it (frame.h cmr_frame_check), naming the sample and its time
+    [[ "$stderr" == "cmr-mel: $TMP/nan.frames: frame 2 (byte "*'): track "track0": audio frame 0: sample 0 (channel 0, 0.000000 s into the track) is nan' ]]
     run -1 --separate-stderr cmr mel /dev/null
     [ "$stderr" = "cmr-mel: /dev/null: frame 1 (byte 0): empty input: no header frame" ]
     run -1 --separate-stderr cmr mel "$TMP/missing.frames"
@@ -269,4 +270,30 @@ dump_stats() {
     # a spectrogram is not audio
     run -1 --separate-stderr cmr mel "$TMP/pair.mel"
     [[ "$stderr" == *"should have shape [rows, samples] of audio, got 3 dims (is it a spectrogram already?)" ]]
+}
+
+# mk_loud FILE: a 1 s 16 kHz mono float WAV, 0.5 s of silence then a sine x 1e30
+mk_loud() {
+    perl -e 'binmode STDOUT; $d = pack("f<*", map { $_ < 8000 ? 0 : 1e30 * sin(0.17 * $_) } 0 .. 15999);
+             print "RIFF", pack("V", 36 + length $d), "WAVEfmt ", pack("VvvVVvv", 16, 3, 1, 16000, 64000, 4, 32),
+                   "data", pack("V", length $d), $d' > "$1"
+}
+
+@test "cmr-mel: finite audio with infinite results (a sine x 1e30) is exit 1 naming the track and the time (issue 11 G)" {
+    mk_loud "$TMP/loud.wav"
+    run -1 --separate-stderr bash -c "set -o pipefail; '$CMR_BINDIR/cmr-decode' '$TMP/loud.wav' | '$CMR_BINDIR/cmr-mel' > /dev/null"
+    [[ "$stderr" =~ ^cmr-mel:\ track\ \"$TMP/loud.wav\":\ mel:\ frame\ [0-9]+\ \(0\.4[0-9]+\ s\ into\ the\ track\),\ band\ [0-9]+\ is\ infinite ]]
+    [ "${#stderr_lines[@]}" -eq 1 ]
+}
+
+@test "every program: --help into a full device is exit 1 with a message, not 0 (issue 11)" {
+    [ -w /dev/full ] || skip "no /dev/full"
+    for p in "$CMR_BINDIR"/cmr-*; do
+        [ -x "$p" ] || continue
+        run -1 --separate-stderr bash -c "'$p' --help > /dev/full"
+        # (the errno may be gone when a long text failed inside fprintf already)
+        [[ "$stderr" == "$(basename "$p"): error: writing output failed: "* ]] ||
+            { echo "$p: $stderr"; false; }
+    done
+    run -0 bash -c "'$CMR_BINDIR/cmr-mel' --help > /dev/null"
 }

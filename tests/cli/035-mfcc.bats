@@ -88,3 +88,11 @@ rows_of() { sed -n 's/.* shape=\[\([0-9]*\),.*/\1/p' | awk '{s += $1} END {print
     run -1 --separate-stderr cmr mfcc "$TMP/open.frames"
     [[ "$stderr" == "cmr-mfcc: "* ]]
 }
+
+@test "cmr-mfcc: a sine x 1e30 gives an error naming the track and the time, not NaN (issue 11 G)" {
+    perl -e 'binmode STDOUT; $d = pack("f<*", map { 1e30 * sin(0.17 * $_) } 0 .. 15999);
+             print "RIFF", pack("V", 36 + length $d), "WAVEfmt ", pack("VvvVVvv", 16, 3, 1, 16000, 64000, 4, 32),
+                   "data", pack("V", length $d), $d' > "$TMP/loud.wav"
+    run -1 --separate-stderr bash -c "set -o pipefail; '$CMR_BINDIR/cmr-decode' '$TMP/loud.wav' | '$CMR_BINDIR/cmr-mfcc' > /dev/null"
+    [ "$stderr" = "cmr-mfcc: track \"$TMP/loud.wav\": mel: frame 0 (0.000 s into the track), band 0 is infinite: the audio is too loud for float32 arithmetic (or not finite)" ]
+}

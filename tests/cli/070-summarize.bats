@@ -86,3 +86,11 @@ REF="$CMR_SRCDIR/tests/ref/eval"
     run -0 bash -c "'$CMR_BINDIR/cmr-summarize' --text '$REF/summary-in.msgpack' | head -n1"
     [[ "$output" == "a"$'\t'"10"$'\t'"4"$'\t'* ]]
 }
+
+@test "summarize: summary frames are not summarised a second time (issue 11)" {
+    run -0 bash -c "'$CMR_BINDIR/cmr-summarize' '$REF/summary-in.msgpack' > '$TMP/s.cmr'"
+    run -1 --separate-stderr cmr summarize "$TMP/s.cmr"
+    [[ "$stderr" == 'cmr-summarize: track "'*'": summary frame 0: the input is summarised already (cmr-summarize takes embeddings or other rows, not its own output)' ]]
+    run -2 --separate-stderr cmr summarize --kind summary "$TMP/s.cmr"
+    [ "${stderr_lines[0]}" = "cmr-summarize: --kind summary: summary frames are summarised already" ]
+}

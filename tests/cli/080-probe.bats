@@ -111,3 +111,11 @@ close() {
     run -1 --separate-stderr cmr probe "$TMP/t.cmr"
     assert_error_line probe
 }
+
+@test "probe: an error leaves nothing on stdout (the report is written whole or not at all; issue 11)" {
+    run -1 --separate-stderr cmr probe --label-key split "$REF/probe-genre.msgpack"
+    [[ "$stderr" == *"has no training row"* ]]
+    [ -z "$output" ]
+    run -0 --separate-stderr cmr probe "$REF/probe-genre.msgpack"
+    [[ "${lines[0]}" == "cmr-probe: "*" tracks ("* ]]
+}

@@ -76,3 +76,9 @@ REF="$CMR_SRCDIR/tests/ref/eval"
     run -1 --separate-stderr cmr knn "$TMP/t.cmr"
     assert_error_line knn
 }
+
+@test "knn: all-zero vectors (no cosine) are refused, not MPR 1.0 (issue 11)" {
+    run -1 --separate-stderr bash -c "'$CMR_BUILDDIR/tests/tools/cmr-mkframes' --kind embedding --dims 8 --count 1 --tracks 20 --fill 0 --meta playlists=p1 | '$CMR_BINDIR/cmr-knn' -N 5"
+    [ "$stderr" = "cmr-knn: knn: all 20 vectors are zero: cosine similarity is undefined (a collapsed or untrained encoder?)" ]
+    [ -z "$output" ]
+}

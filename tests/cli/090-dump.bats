@@ -181,3 +181,20 @@ cmr-dump: 1 track failed upstream and got no .npy" ]
     [ "$(npy_header "$TMP/out/song.mp3.npy")" = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 188, 96), }" ]
     [ "$(stat -c %s "$TMP/out/song.mp3.npy")" -eq $((128 + 3 * 188 * 96 * 4)) ]
 }
+
+@test "cmr-dump: a string that is not UTF-8, or a key given twice, is refused by the reader (issue 11 I)" {
+    mkframes --kind mel --rows 2 --chunk 2 --features 2 > "$TMP/a.cmr"
+    # track "track0" -> "\xff\xfeack0"
+    perl -pe 'BEGIN { binmode STDIN; binmode STDOUT } s/\xa6track0/\xa6\xff\xfeack0/g' "$TMP/a.cmr" > "$TMP/bad.cmr"
+    run -1 --separate-stderr cmr dump "$TMP/bad.cmr"
+    [[ "$stderr" == "cmr-dump: $TMP/bad.cmr: frame 2 (byte "*"): track is not valid UTF-8 (byte 0xff at offset 0)" ]]
+    [[ "$output" != *$'\xff'* ]]
+    # "index" renamed "track": the frame has the key "track" twice
+    perl -pe 'BEGIN { binmode STDIN; binmode STDOUT } s/\xa5index/\xa5track/' "$TMP/a.cmr" > "$TMP/dup.cmr"
+    run -1 --separate-stderr cmr dump "$TMP/dup.cmr"
+    [[ "$stderr" == "cmr-dump: $TMP/dup.cmr: frame 2 (byte "*"): the frame has the key \"track\" twice" ]]
+    # a UTF-8 track is printed as UTF-8 inside the JSON quotes
+    perl -pe 'BEGIN { binmode STDIN; binmode STDOUT } s/\xa6track0/\xa6caf\xc3\xa90/g' "$TMP/a.cmr" > "$TMP/ok.cmr"
+    run -0 --separate-stderr cmr dump "$TMP/ok.cmr"
+    [[ "${lines[1]}" == 'tensor kind=mel track="café0" '* ]]
+}

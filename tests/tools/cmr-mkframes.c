@@ -3,7 +3,7 @@
  *   cmr-mkframes [--kind mel] [--tracks 1] [--rows 400] [--features 96]
  *                [--chunk 100] [--rate 16000] [--meta k=v]... [--info k=v]...
  *                [--dims 188,96 --count N] [--no-end] [--gap] [--rate-change]
- *                [--end-error MSG] [--dims-change]
+ *                [--end-error MSG] [--dims-change] [--fill V]
  *
  * Time streams (default): per track, `rows` rows of `features` values in
  * frames of `chunk` rows, offsets contiguous; row r, column f holds
@@ -13,7 +13,8 @@
  * --no-end leaves the last track open (a truncated stream), --gap skips one
  * row before the second frame, --rate-change doubles the rate from the second
  * frame on, --end-error sets the error of every end frame, --dims-change adds
- * one to the last of --dims from the second frame on. */
+ * one to the last of --dims from the second frame on, --fill V sets every
+ * value of --dims frames to V. */
 #include "config.h"
 
 #include <getopt.h>
@@ -39,11 +40,12 @@ int main(int argc, char **argv)
         {"dims", required_argument, NULL, 'd'}, {"count", required_argument, NULL, 'n'},
         {"no-end", no_argument, NULL, 'E'}, {"gap", no_argument, NULL, 'g'},
         {"rate-change", no_argument, NULL, 'C'}, {"end-error", required_argument, NULL, 'e'},
-        {"dims-change", no_argument, NULL, 'D'},
+        {"dims-change", no_argument, NULL, 'D'}, {"fill", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0}};
     const char *kind = "mel", *end_error = NULL;
     long tracks = 1, rows = 400, features = 96, chunk = 100, count = 1;
-    double rate = 16000;
+    double rate = 16000, fill = 0;
+    int filled = 0;
     int no_end = 0, gap = 0, rate_change = 0, dims_change = 0, ndims = 0, c;
     int64_t dims[CMR_FRAME_MAX_DIMS];
     char *metas[64], *infos[64];
@@ -68,6 +70,7 @@ int main(int argc, char **argv)
         case 'C': rate_change = 1; break;
         case 'e': end_error = optarg; break;
         case 'D': dims_change = 1; break;
+        case 'F': fill = atof(optarg), filled = 1; break;
         case 'd':
             for (char *p = optarg; *p && ndims < CMR_FRAME_MAX_DIMS; ndims++) {
                 dims[ndims] = strtol(p, &p, 10);
@@ -113,7 +116,7 @@ int main(int argc, char **argv)
                     die("bad --dims");
                 size_t n = cmr_frame_numel(&fr);
                 for (size_t k = 0; k < n; k++)
-                    fr.data[k] = (float)((size_t)i * n + k);
+                    fr.data[k] = filled ? (float)fill : (float)((size_t)i * n + k);
                 fr.index = index++;
                 fr.offset = i;
                 fr.rate = rate;

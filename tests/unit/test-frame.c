@@ -2,7 +2,9 @@
 #include "frame.h"
 #include "tap.h"
 
+#include <math.h>
 #include <msgpack.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -444,6 +446,223 @@ static void test_decoder_limit(void)
     ok(rc == CMR_ETOOBIG, "a 64-byte frame with max bytes 32 -> %s", cmr_error_text(&err, rc));
     cmr_decoder_free(dec);
     cmr_frame_free(&fr);
+
+/* an "audio" tensor frame: shape [n0, n1] with `bytes` of data (value v), rate */
+static void audio(const char *track, uint64_t n0, uint64_t n1, size_t bytes, float v, double rate)
+{
+    static float buf[64];
+    for (int i = 0; i < 64; i++)
+        buf[i] = v;
+    msgpack_pack_map(&pk, 7);
+    s("t"), s("tensor"), s("kind"), s("audio"), s("track"), s(track), s("dtype"), s("f32");
+    s("rate");
+    msgpack_pack_double(&pk, rate);
+    s("shape");
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, n0);
+    msgpack_pack_uint64(&pk, n1);
+    s("data");
+    msgpack_pack_bin(&pk, bytes);
+    msgpack_pack_bin_body(&pk, buf, bytes);
+}
+
+/* the first error's code and message, as expect() but returning the message */
+static int first_error(struct cmr_error *err)
+{
+    int n;
+    memset(err, 0, sizeof *err);
+    return read_all(sb.data, sb.size, &n, err);
+}
+
+/* issue 11: rates, shapes and values every consumer can rely on */
+static void test_frame_rules(void)
+{
+    struct cmr_error err;
+    int rc;
+
+    /* A, B: an audio frame at 0.01 Hz made cmr-resample crash, hang or take GBs */
+    double bad_rates[] = {0.01, 1e-300, 999.9, 768000.5, -5, 1e9};
+    for (size_t i = 0; i < sizeof bad_rates / sizeof *bad_rates; i++) {
+        begin();
+        header(1, "CMRF");
+        audio("a", 4, 1, 16, 0.5f, bad_rates[i]);
+        end("a");
+        rc = first_error(&err);
+        ok(rc == CMR_EUNSUPPORTED && strstr(err.msg, "outside the supported range 1000..768000 Hz"),
+           "audio at %g Hz refused: %s", bad_rates[i], err.msg);
+    }
+    begin();
+    header(1, "CMRF");
+    audio("a", 4, 1, 16, 0.5f, 0);
+    end("a");
+    rc = first_error(&err);
+    ok(rc == CMR_EUNSUPPORTED && strstr(err.msg, "no sample rate"), "audio without a rate: %s", err.msg);
+    double good_rates[] = {1000, 16000, 44100, 768000};
+    for (size_t i = 0; i < sizeof good_rates / sizeof *good_rates; i++) {
+        begin();
+        header(1, "CMRF");
+        audio("a", 4, 2, 32, 0.5f, good_rates[i]);
+        end("a");
+        expect("audio at a supported rate", CMR_EOF);
+    }
+
+    /* shapes: [10, 0] said "got 2 dims"; zero dims are refused for every kind */
+    begin();
+    header(1, "CMRF");
+    audio("a", 10, 0, 0, 0, 16000);
+    end("a");
+    rc = first_error(&err);
+    ok(rc == CMR_ESHAPE && strstr(err.msg, "shape[1] should be an integer >= 1"), "audio [10, 0]: %s", err.msg);
+    begin();
+    header(1, "CMRF");
+    tensor("a", "f32", 0, 0);
+    end("a");
+    expect("mel [0, 2]", CMR_ESHAPE);
+    begin();
+    header(1, "CMRF");
+    audio("a", 1, 300, 1200, 0, 16000);
+    end("a");
+    rc = first_error(&err);
+    ok(rc == CMR_ESHAPE && strstr(err.msg, "300 channels, the limit is 256"), "audio with 300 channels: %s",
+       err.msg);
+
+    /* values: a non-finite sample is refused with its position and time */
+    begin();
+    header(1, "CMRF");
+    audio("a", 4, 1, 16, INFINITY, 16000);
+    end("a");
+    rc = first_error(&err);
+    ok(rc == CMR_ENAN && strstr(err.msg, "track \"a\": audio frame 0: sample 0 (channel 0, 0.000000 s into the "
+                                          "track) is infinite"), "infinite sample: %s", err.msg);
+
+    /* the writer refuses what the reader would refuse */
+    struct cmr_frame fr;
+    cmr_frame_init(&fr);
+    int64_t shape[2] = {4, 1};
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    FILE *f = fmemopen(NULL, 1 << 16, "w");
+    struct cmr_writer *w = cmr_writer_new(f);
+    cmr_frame_make_tensor(&fr, "audio", "a", 2, shape);
+    for (int i = 0; i < 4; i++)
+        fr.data[i] = 0;
+    fr.rate = 0.01;
+    rc = cmr_writer_put(w, &fr, &err);
+    ok(rc == CMR_EUNSUPPORTED, "writer refuses audio at 0.01 Hz: %s", err.msg);
+    fr.rate = 16000;
+    fr.shape[1] = 0;
+    rc = cmr_writer_put(w, &fr, &err);
+    ok(rc == CMR_ESHAPE, "writer refuses shape [4, 0]: %s", err.msg);
+    fr.shape[1] = 1;
+    fr.data[2] = NAN;
+    fr.offset = 16000;
+    rc = cmr_writer_put(w, &fr, &err);
+    ok(rc == CMR_ENAN && strstr(err.msg, "sample 16002 (channel 0, 1.000125 s"), "writer refuses NaN: %s", err.msg);
+    fr.data[2] = 0;
+    ok(cmr_writer_put(w, &fr, &err) == CMR_OK, "a sane audio frame is written");
+    cmr_writer_free(w);
+    fclose(f);
+    msgpack_sbuffer_destroy(&out);
+    cmr_frame_free(&fr);
+}
+
+/* issue 11 I: every frame string is valid UTF-8 */
+static void test_utf8(void)
+{
+    struct cmr_error err;
+    size_t bad = 99;
+    const char *good = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e";
+    ok(cmr_utf8_valid("", 0, &bad) && cmr_utf8_valid(good, strlen(good), &bad),
+       "UTF-8: ASCII, 2, 3 and 4 byte forms are valid");
+    const char *invalid[] = {"\xff\xfe", "caf\xe9", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82",
+                             "\x80"};
+    size_t at[] = {0, 3, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < sizeof invalid / sizeof *invalid; i++)
+        ok(!cmr_utf8_valid(invalid[i], strlen(invalid[i]), &bad) && bad == at[i],
+           "UTF-8: invalid case %zu found at %zu", i, bad);
+
+    begin();
+    header(1, "CMRF");
+    tensor("\xff\xfe", "f32", 1, 8);
+    end("\xff\xfe");
+    int rc = first_error(&err);
+    ok(rc == CMR_ETYPE && strstr(err.msg, "track is not valid UTF-8 (byte 0xff at offset 0)"),
+       "reader refuses a track \\xff\\xfe: %s", err.msg);
+    begin();
+    header(1, "CMRF");
+    tensor("caf\xc3\xa9", "f32", 1, 8);
+    end("caf\xc3\xa9");
+    expect("a UTF-8 track is read", CMR_EOF);
+
+    struct cmr_frame fr;
+    cmr_frame_init(&fr);
+    FILE *f = fmemopen(NULL, 1 << 16, "w");
+    struct cmr_writer *w = cmr_writer_new(f);
+    cmr_frame_make_end(&fr, "caf\xe9", 0);
+    rc = cmr_writer_put(w, &fr, &err);
+    ok(rc == CMR_ETYPE && strstr(err.msg, "not valid UTF-8"), "writer refuses a track caf\\xe9: %s", err.msg);
+    cmr_frame_make_end(&fr, "ok", 0);
+    cmr_frame_meta_set(&fr, "label", "\xff");
+    int64_t one = 1;
+    cmr_frame_make_tensor(&fr, "mel", "ok", 1, &one);
+    fr.data[0] = 0;
+    rc = cmr_writer_put(w, &fr, &err);
+    ok(rc == CMR_ETYPE, "writer refuses metadata \\xff: %s", err.msg);
+    cmr_frame_free(&fr);
+    cmr_frame_make_end(&fr, "ok", 0);
+    cmr_frame_set_error(&fr, "cannot open caf\xe9.wav");
+    ok(strcmp(fr.error, "cannot open caf?.wav") == 0 && cmr_writer_put(w, &fr, &err) == CMR_OK,
+       "an end frame's error text has its invalid bytes replaced: %s", fr.error);
+    cmr_frame_free(&fr);
+    cmr_frame_make_header(&fr, "test");
+    cmr_frame_stage_param(&fr, "k", "1");
+    cmr_frame_stage_param(&fr, "k", "2");
+    ok(fr.stages[0].n_params == 1 && strcmp(fr.stages[0].params[0].val, "2") == 0,
+       "a parameter given twice replaces its value (no key twice)");
+    cmr_writer_free(w);
+    fclose(f);
+    cmr_frame_free(&fr);
+}
+
+/* issue 11: a map with a key twice is refused */
+static void test_duplicate_keys(void)
+{
+    struct cmr_error err;
+    begin();
+    header(1, "CMRF");
+    msgpack_pack_map(&pk, 3);
+    s("t"), s("end"), s("track"), s("a"), s("track"), s("b");
+    int rc = first_error(&err);
+    ok(rc == CMR_EKEY && strstr(err.msg, "the frame has the key \"track\" twice"), "root key twice: %s", err.msg);
+
+    begin();
+    header(1, "CMRF");
+    msgpack_pack_map(&pk, 7);
+    s("t"), s("tensor"), s("kind"), s("mel"), s("track"), s("a"), s("dtype"), s("f32");
+    s("shape");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_int(&pk, 1);
+    s("data");
+    msgpack_pack_bin(&pk, 4);
+    msgpack_pack_bin_body(&pk, "\0\0\0\0", 4);
+    s("meta");
+    msgpack_pack_map(&pk, 40); /* above the small-map path */
+    for (int i = 0; i < 40; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i == 39 ? 7 : i);
+        s(k), s("v");
+    }
+    end("a");
+    rc = first_error(&err);
+    ok(rc == CMR_EKEY && strstr(err.msg, "meta has the key \"k7\" twice"), "meta key twice: %s", err.msg);
+
+    begin();
+    header(1, "CMRF");
+    msgpack_pack_map(&pk, 2);
+    s("t"), s("end");
+    s("t"), s("end");
+    rc = first_error(&err);
+    ok(rc == CMR_EKEY, "\"t\" twice: %s", err.msg);
 }
 
 int main(void)
@@ -455,6 +674,9 @@ int main(void)
     test_errors();
     test_decoder_splits();
     test_decoder_limit();
+    test_frame_rules();
+    test_utf8();
+    test_duplicate_keys();
     msgpack_sbuffer_destroy(&sb);
     return tap_done();
 }

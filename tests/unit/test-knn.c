@@ -76,6 +76,20 @@ static void test_errors(void)
     cfg.negatives = 0;
     ok(cmr_knn_eval(&cfg, emb, 6, 2, start, members, 1, &r, &err) == CMR_EINVAL, "0 negatives: %s",
        err.msg);
+    /* issue 11: zero vectors have no cosine; all of them zero reported MPR 1.0 silently */
+    {
+        float zero[12] = {0};
+        cfg.negatives = 2;
+        ok(cmr_knn_eval(&cfg, zero, 6, 2, start, members, 1, &r, &err) == CMR_EINVAL &&
+               strstr(err.msg, "all 6 vectors are zero"), "every vector zero refused: %s", err.msg);
+        float some[12];
+        memcpy(some, emb, sizeof some);
+        some[8] = some[9] = 0;
+        int rc = cmr_knn_eval(&cfg, some, 6, 2, start, members, 1, &r, &err);
+        ok(rc == CMR_OK && r.zero_vectors == 1, "one zero vector counted: %lld", (long long)r.zero_vectors);
+        ok(cmr_knn_eval(&cfg, emb, 6, 2, start, members, 1, &r, &err) == CMR_OK && r.zero_vectors == 0,
+           "no zero vector: 0 counted");
+    }
     cfg.negatives = -1;
     emb[3] = NAN;
     ok(cmr_knn_eval(&cfg, emb, 6, 2, start, members, 1, &r, &err) == CMR_ENAN, "NaN: %s", err.msg);

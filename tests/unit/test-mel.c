@@ -1,6 +1,7 @@
 /* lib/dsp/mel: the log-mel front end against torchaudio references
  * (tests/ref/make_refs_frontend.py), streaming invariance, bad parameters. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,6 +257,33 @@ static void test_compress(void)
                     "norm=slaney log=log10(1+10x)"), "describe: %s", buf);
 }
 
+/* issue 11 G: a float sine x 1e30 gave every value inf (mel) or NaN (mfcc);
+ * now the first non-finite frame is an error naming the frame and its time */
+static void test_nonfinite(void)
+{
+    struct cmr_error err = {0};
+    struct cmr_mel_cfg cfg = cmr_mel_cfg_default();
+    struct cmr_mel *m = cmr_mel_new(&cfg, &err);
+    size_t n = 16000, got = 0;
+    float *x = calloc(n, sizeof *x), *out = malloc(sizeof(float) * 96 * 200);
+    for (size_t i = 8000; i < n; i++) /* half a second of silence, then loud */
+        x[i] = 1e30f * (float)sin(0.17 * (double)i);
+    int rc = cmr_mel_process(m, x, n, out, 200, &got, &err);
+    ok(rc == CMR_ENAN && strstr(err.msg, "s into the track") && strstr(err.msg, "is infinite"),
+       "mel of a 1e30 sine: %s", err.msg);
+    int64_t k = -1;
+    double t = -1;
+    long long kk = -1;
+    int parsed = sscanf(err.msg, "mel: frame %lld (%lf s", &kk, &t);
+    k = kk;
+    ok(parsed == 2 && t > 0.4 && t <= 0.5 && fabs(t - (double)k * 256 / 16000) < 1e-3,
+       "the error's time is that of the first loud frame: %g s", t);
+    ok(got == (size_t)k, "the frames before it were written: %zu", got);
+    cmr_mel_free(m);
+    free(x);
+    free(out);
+}
+
 int main(void)
 {
     tap_plan_none();
@@ -267,6 +295,7 @@ int main(void)
     test_filterbank();
     test_references();
     test_streaming();
+    test_nonfinite();
     test_compress();
     return tap_done();
 }

@@ -1,5 +1,6 @@
 /* lib/dsp/mfcc: DCT matrix, MFCC against torchaudio (top_db None), bad parameters. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +102,27 @@ static void check_signal(const char *name, const float *x, size_t n)
     cmr_mfcc_free(m);
 }
 
+/* issue 11 G: the log-mel of a 1e30 sine is inf and its DCT NaN: an error */
+static void test_nonfinite(void)
+{
+    struct cmr_error err = {0};
+    struct cmr_mfcc_cfg cfg = cmr_mfcc_cfg_default();
+    struct cmr_mfcc *m = cmr_mfcc_new(&cfg, &err);
+    size_t n = 4096, got = 0;
+    float *x = malloc(n * sizeof *x), *out = malloc(sizeof(float) * 40 * 64);
+    for (size_t i = 0; i < n; i++)
+        x[i] = 1e30f * (float)sin(0.17 * (double)i);
+    int rc = cmr_mfcc_process(m, x, n, out, 64, &got, &err);
+    ok(rc == CMR_ENAN && strstr(err.msg, "frame 0 (0.000 s into the track)"), "mfcc of a 1e30 sine: %s", err.msg);
+    cmr_mfcc_reset(m);
+    for (size_t i = 0; i < n; i++)
+        x[i] *= 1e-30f;
+    ok(cmr_mfcc_process(m, x, n, out, 64, &got, &err) == CMR_OK && got > 0, "a normal sine: %zu frames", got);
+    cmr_mfcc_free(m);
+    free(x);
+    free(out);
+}
+
 int main(void)
 {
     tap_plan_none();
@@ -109,6 +131,7 @@ int main(void)
     ok(ref_count > 0, "reference tensors loaded (%d)", ref_count);
     test_wrong_params();
     test_dct();
+    test_nonfinite();
     const struct ref_tensor *r;
     if ((r = ref_get("music.pcm16")))
         check_signal("music", r->data, r->n);

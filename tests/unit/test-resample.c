@@ -83,6 +83,34 @@ static void test_wrong_params(void)
     ok(!cmr_resample_new(&c, &err) && err.code == CMR_EINVAL, "NaN rate refused");
     c = cfg_of(44100, INFINITY, CMR_RESAMPLE_HQ);
     ok(!cmr_resample_new(&c, &err) && err.code == CMR_EINVAL, "infinite rate refused");
+    /* issue 11 A/B: 0.01 Hz crashed soxr, hung or took gigabytes; the
+     * supported range is 1000..768000 Hz (frame.h), which bounds the ratio */
+    double bad[] = {0.01, 1e-300, 1, 999.99, 768000.01, 1e9};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        c = cfg_of(bad[i], 16000, CMR_RESAMPLE_MQ);
+        ok(!cmr_resample_new(&c, &err) && err.code == CMR_EINVAL && strstr(err.msg, "[1000, 768000]"),
+           "in_rate %g refused: %s", bad[i], err.msg);
+        c = cfg_of(16000, bad[i], CMR_RESAMPLE_TORCHAUDIO);
+        ok(!cmr_resample_new(&c, &err) && err.code == CMR_EINVAL, "out_rate %g refused", bad[i]);
+    }
+    {
+        /* the extremes of the range work, with output of the expected length */
+        double ends[][2] = {{1000, 768000}, {768000, 1000}};
+        for (int k = 0; k < 2; k++) {
+            c = cfg_of(ends[k][0], ends[k][1], CMR_RESAMPLE_HQ);
+            struct cmr_resample *r = cmr_resample_new(&c, &err);
+            static float z[7680];
+            size_t total = 0;
+            int good = r && cmr_resample_process(r, z, 7680, &o, &no, &err) == CMR_OK;
+            total += no;
+            good = good && cmr_resample_drain(r, &o, &no, &err) == CMR_OK;
+            total += no;
+            size_t want = (size_t)llround(7680 * ends[k][1] / ends[k][0]);
+            ok(good && total == want, "%g -> %g Hz works: %zu samples (want %zu)", ends[k][0], ends[k][1],
+               total, want);
+            cmr_resample_free(r);
+        }
+    }
     c = cfg_of(44100, 16000, CMR_RESAMPLE_HQ);
     c.channels = 0;
     ok(!cmr_resample_new(&c, &err) && err.code == CMR_EINVAL, "0 channels refused");

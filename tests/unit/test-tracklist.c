@@ -87,6 +87,13 @@ static void test_bad(void)
     expect_error("path\t\tx\n", "column 2 has an empty name", "empty column name");
     expect_error("path\ttrack\n\t1\n", "list.tsv:2: empty path", "empty path");
     expect_error("path\ttrack\na\t\n", "list.tsv:2: empty track id", "empty track id");
+    /* issue 11 I: what goes into frames must be UTF-8 */
+    expect_error("path\ttrack\tlabel\na.wav\tx\t\xff\xfe\n",
+                 "list.tsv:2: column 'label': '' is not valid UTF-8 (byte 0xff at offset 0)", "label \\xff\\xfe");
+    expect_error("path\ttrack\na.wav\tcaf\xe9\n", "list.tsv:2: column 'track': 'caf' is not valid UTF-8 (byte 0xe9",
+                 "track caf\\xe9");
+    expect_error("path\ncaf\xe9.wav\n", "without a 'track' column the path is the track id", "path caf\\xe9 as the id");
+    expect_error("path\tl\xe9\n", "list.tsv:1: column 2: name is not valid UTF-8", "column name l\\xe9");
     {
         const char bin[] = "path\na\0b\n";
         int rc = cmr_tracklist_parse(&tl, bin, sizeof bin - 1, "list.tsv", NULL, &err);
@@ -120,6 +127,16 @@ static void test_add(void)
     ok(cmr_tracklist_check_unique(&tl, "arguments", &err) == CMR_EFORMAT &&
            strstr(err.msg, "arguments: duplicate track id 'a.wav' (lines 1 and 3)"),
        "the same file twice: %s", err.msg);
+    cmr_tracklist_free(&tl);
+    {
+        const char *ok_list = "path\ttrack\ncaf\xe9.wav\tcafe\n";
+        ok(cmr_tracklist_parse(&tl, ok_list, strlen(ok_list), "list.tsv", NULL, &err) == CMR_OK && tl.n == 1,
+           "a path that is not UTF-8 is fine with a UTF-8 track id");
+        cmr_tracklist_free(&tl);
+    }
+    cmr_tracklist_init(&tl);
+    ok(cmr_tracklist_add(&tl, "caf\xe9.wav", "caf\xe9.wav", &err) == CMR_EFORMAT &&
+           strstr(err.msg, "is not valid UTF-8 (byte 0xe9 at offset 3)"), "a file name caf\\xe9: %s", err.msg);
     cmr_tracklist_free(&tl);
 }
 
