@@ -446,6 +446,7 @@ static void test_decoder_limit(void)
     ok(rc == CMR_ETOOBIG, "a 64-byte frame with max bytes 32 -> %s", cmr_error_text(&err, rc));
     cmr_decoder_free(dec);
     cmr_frame_free(&fr);
+}
 
 /* an "audio" tensor frame: shape [n0, n1] with `bytes` of data (value v), rate */
 static void audio(const char *track, uint64_t n0, uint64_t n1, size_t bytes, float v, double rate)
