@@ -173,9 +173,22 @@ while :; do
         ( sleep "$left"; kill -INT "$enc" 2>/dev/null; kill -TERM "$fetch" 2>/dev/null ) &
         watchdog=$!
     fi
+    # a decoder that outlives its input by more than the stall timeout plus
+    # the buffer is stuck: gst-launch-1.0 (1.22) can lose an error posted
+    # before its main loop runs (decodebin on a connection that brought no
+    # bytes) and then waits for ever; end it as a failed connection
+    # (its sleeps hold no pipe: killed early, they leave nothing waiting on them)
+    ( while kill -0 "$fetch" 2>/dev/null; do sleep 1 </dev/null >/dev/null 2>&1; done
+      sleep $((timeout + buffer)) </dev/null >/dev/null 2>&1
+      kill -0 "$enc" 2>/dev/null || exit 0
+      echo "$prog: connection $conn: the decoder did not end after its input: stopping it" >&2
+      kill -INT "$enc" 2>/dev/null; sleep 2 </dev/null >/dev/null 2>&1; kill -KILL "$enc" 2>/dev/null ) </dev/null >/dev/null &
+    reaper=$!
     rc=0
     # wait returns early on a trapped signal: wait until the encoder is done
     while kill -0 "$enc" 2>/dev/null; do wait "$enc" || rc=$?; done
+    kill "$reaper" 2>/dev/null || true
+    wait "$reaper" 2>/dev/null || true
     # the encoder ends when the fetcher does; if it failed first, stop the fetcher
     frc=0
     [ "$rc" = 0 ] || kill -TERM "$fetch" 2>/dev/null || true

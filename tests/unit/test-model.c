@@ -588,7 +588,9 @@ static int cmp_double(const void *a, const void *b)
  * Parameters after the last max pool (heads, fc, GRU, predictors) see a
  * smooth loss: max rel <= 1e-2 (the floor: 5 % of the tensor's largest
  * gradient), nmse <= 1e-4, and the derivative along a random direction over
- * the whole tensor within 1e-2.
+ * the whole tensor within 1e-2, each counting only the part of |a - n| beyond
+ * twice the central difference's own uncertainty, measured as its change
+ * from step eps to 2 eps (float noise of the loss / eps, and truncation).
  * Parameters before max pools (`kinky`: the convolutions and batch norms)
  * see a float forward pass with a kink wherever a pooling window changes its
  * winner or a ReLU input crosses 0, and at these widths some windows always
@@ -613,7 +615,7 @@ static void gradcheck(struct fd_ctx *c, const char *name, int nmax, float eps, i
     float *p = m->params + t->offset, *g = m->grads + t->offset;
     int n = (int)t->numel < nmax ? (int)t->numel : nmax;
     double *num = calloc((size_t)n, sizeof *num), *ana = calloc((size_t)n, sizeof *ana), nmax_abs = 0;
-    double *rels = calloc((size_t)n, sizeof *rels);
+    double *rels = calloc((size_t)n, sizeof *rels), *spread = calloc((size_t)n, sizeof *spread);
     char *kink = calloc((size_t)n, 1);
     int nk = 0, nr = 0;
     for (int k = 0; k < n; k++) {
@@ -626,6 +628,18 @@ static void gradcheck(struct fd_ctx *c, const char *name, int nmax, float eps, i
         p[i] = keep;
         double sp = (lp - ld) / eps, sm = (ld - lm) / eps;
         num[k] = (lp - lm) / (2 * (double)eps);
+        if (!kinky) {
+            /* the difference's own uncertainty, measured: the same at step
+             * 2 eps differs by the truncation (x4) and the float noise of the
+             * loss over the step (/2); a gradient that is wrong differs by
+             * far more than both */
+            p[i] = keep + 2 * eps;
+            double lp2 = fd_loss(c);
+            p[i] = keep - 2 * eps;
+            double lm2 = fd_loss(c);
+            p[i] = keep;
+            spread[k] = fabs((lp2 - lm2) / (4 * (double)eps) - num[k]);
+        }
         ana[k] = g[i];
         kink[k] = kinky && fabs(sp - sm) > 0.1 * fmax(fmax(fabs(sp), fabs(sm)), 1e-3);
         nk += kink[k];
@@ -638,7 +652,7 @@ static void gradcheck(struct fd_ctx *c, const char *name, int nmax, float eps, i
     for (int k = 0; k < n; k++) {
         if (kink[k])
             continue;
-        double d = fabs(ana[k] - num[k]);
+        double d = fmax(0, fabs(ana[k] - num[k]) - 2 * spread[k]); /* beyond the difference's uncertainty */
         double rel = d / fmax(fmax(fabs(ana[k]), fabs(num[k])), fmax(0.05 * nmax_abs, 1e-9));
         se += d * d;
         sn += num[k] * num[k];
@@ -684,6 +698,7 @@ static void gradcheck(struct fd_ctx *c, const char *name, int nmax, float eps, i
         free(keep);
     }
     free(rels);
+    free(spread);
     free(kink);
     free(num);
     free(ana);
