@@ -7,9 +7,11 @@ tests/ref/make_refs_*.py (the committed fixtures), tests/cli/060-encode.bats
 (a live round trip, skipped without python3-torch), bench/encoder_torch.py and
 bench/train_torch.py. It needs only Debian's /usr/bin/python3 with
 python3-torch (`tools/install-deps --bench`); no other package, no folder
-outside the repository. Scripts import it by path:
+outside the repository. Scripts import it by a path relative to their own
+location (tests/ref/make_refs_*.py: their own directory; bench/*_torch.py:
+../tests/ref/cmr_models.py, or the file given with --models):
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # in tests/ref/
     import cmr_models as models
 
 The contract with cmr:
@@ -36,6 +38,9 @@ only when a change of the reference or of the C code's contract calls for it):
         /usr/bin/python3 tests/ref/make_refs_models.py full DIR   # models-full.ref.safetensors
     /usr/bin/python3 tests/ref/make_refs_nn.py                    # nn-*.bin
     /usr/bin/python3 tests/ref/make_refs_train.py BUILD           # train-*.tsv
+
+(make_refs_frontend.py, make_refs_resample.py and make_refs_eval.py need
+torchaudio, scipy or scikit-learn instead; their docstrings say how to run them.)
 
 Run this file itself for a summary (parameter counts, output shapes).
 """
