@@ -2,7 +2,7 @@
  * cblas_sgemm peak. Usage: bench-nn [threads] [batch] [reps] [algo] [width]
  * Prints GFLOP/s for a square sgemm (the peak), then conv2d forward and
  * backward of the encoder blocks (PAPER.md section 4; channels scaled by
- * width as models.py: round(c * width), at least 1) and the rest of each
+ * width as cmr_models.py: round(c * width), at least 1) and the rest of each
  * block (batch norm, relu, max-pool), forward and backward.
  * algo: 0 auto, 1 im2col, 2 winograd (where it fits). */
 #include <math.h>

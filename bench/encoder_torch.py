@@ -1,16 +1,17 @@
 #!/usr/bin/python3
 """PyTorch CPU twin of cmr-encode for bench/encoder: the same architecture
-(shared/reference/models.py's Encoder, MultiEncoder or MelCPC encoder) in
+(tests/ref/cmr_models.py's Encoder, MultiEncoder or MelCPC encoder) in
 eval mode under torch.no_grad(), the same batch, on random log-mel-like
 input held in memory, with torch.set_num_threads(THREADS).
 
   /usr/bin/python3 bench/encoder_torch.py [--kind encoder|multi|cpc] [--width 1]
-      [--batch 16] [--segments 32] [--threads 1] [--models DIR]
+      [--batch 16] [--segments 32] [--threads 1] [--models FILE]
 
 Prints one line: "torch KIND width W batch B threads T: N segments, X seg/s";
 timed with the wall clock after one warm-up batch, as cmr-encode -v times
 itself after its first batch."""
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -24,10 +25,15 @@ ap.add_argument("--batch", type=int, default=16)
 ap.add_argument("--segments", type=int, default=32)
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--models", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                 "..", "..", "shared", "reference"))
+                                                 "..", "tests", "ref", "cmr_models.py"),
+                help="the Python file defining the models (default: this repository's tests/ref/cmr_models.py)")
 a = ap.parse_args()
-sys.path.insert(0, os.path.abspath(a.models))
-import models  # noqa: E402  (shared/reference/models.py)
+if not os.path.isfile(a.models):
+    ap.error("--models %s: no such file" % a.models)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+spec = importlib.util.spec_from_file_location("cmr_models", os.path.abspath(a.models))
+models = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(models)
 
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)

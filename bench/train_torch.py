@@ -1,17 +1,18 @@
 #!/usr/bin/python3
 """PyTorch CPU twin of cmr-train for bench/train: the same model
-(shared/reference/models.py's Encoder, MultiEncoder or MelCPC), batch, loss
+(tests/ref/cmr_models.py's Encoder, MultiEncoder or MelCPC), batch, loss
 (InfoNCE with in-batch negatives, temperature 1) and optimiser (Adam, lr 1e-3,
 betas 0.9/0.999), on random log-mel-like input held in memory.
 
   /usr/bin/python3 bench/train_torch.py [--model siamese|multi|cpc] [--width 1]
-      [--batch 16] [--warmup 1] [--steps 3] [--threads 1] [--models DIR]
+      [--batch 16] [--warmup 1] [--steps 3] [--threads 1] [--models FILE]
 
 Prints one line: "torch MODEL width W batch B threads N: S steps, X seg/s
 (step Y s)"; segments = the 188x96 inputs through the encoder (2 per pair,
 context + K per sequence). Timed with wall clock over the steps after warm-up,
 as bench/train times cmr-train (from its log's elapsed_s)."""
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -28,10 +29,15 @@ ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--context", type=int, default=4)
 ap.add_argument("--predict", type=int, default=2)
 ap.add_argument("--models", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                 "..", "..", "shared", "reference"))
+                                                 "..", "tests", "ref", "cmr_models.py"),
+                help="the Python file defining the models (default: this repository's tests/ref/cmr_models.py)")
 a = ap.parse_args()
-sys.path.insert(0, os.path.abspath(a.models))
-import models  # noqa: E402  (shared/reference/models.py)
+if not os.path.isfile(a.models):
+    ap.error("--models %s: no such file" % a.models)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+spec = importlib.util.spec_from_file_location("cmr_models", os.path.abspath(a.models))
+models = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(models)
 
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)

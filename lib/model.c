@@ -38,7 +38,7 @@ int cmr_model_cfg_default(struct cmr_model_cfg *cfg, enum cmr_model_kind kind, d
     cfg->kind = kind;
     cfg->width = width;
     for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
-        /* models.py scaled_widths: max(1, int(round(c * width))); Python's
+        /* cmr_models.py scaled_widths: max(1, int(round(c * width))); Python's
          * round() is half-to-even, which is rint() in the default rounding mode */
         double c = rint(paper_widths[l] * width);
         cfg->widths[l] = c < 1 ? 1 : (int)c;
@@ -164,7 +164,7 @@ static void add(struct layout *L, enum cmr_tensor_role role, int ndim, const int
     }
 }
 
-/* the state_dict() of models.py's Encoder / MultiEncoder / MelCPC, in order */
+/* the state_dict() of cmr_models.py's Encoder / MultiEncoder / MelCPC, in order */
 static int build_layout(const struct cmr_model_cfg *cfg, struct layout *L)
 {
     const int *w = cfg->widths;

@@ -8,7 +8,7 @@
  *   cpc      MelCPC: the encoder over consecutive segments, a GRU(emb ->
  *            hidden = 256) and K linear predictors Linear(hidden, emb)
  *
- * The reference is ../shared/reference/models.py (Encoder, MultiEncoder,
+ * The reference is tests/ref/cmr_models.py (Encoder, MultiEncoder,
  * MelCPC); tensor names are its state_dict() keys (docs/models.md).
  *
  * Layout (llm.c's GPT2): every trainable parameter sits in ONE contiguous
@@ -78,7 +78,7 @@ struct cmr_model_cfg {
 
 /* The paper's configuration for kind at width multiplier `width`:
  * channels max(1, round(c * width)) of (128, 256, 256, 512, 512) exactly as
- * models.py scaled_widths (Python rounds half to even), emb 128, and for cpc
+ * cmr_models.py scaled_widths (Python rounds half to even), emb 128, and for cpc
  * hidden 256, K 2, context 4. CMR_EINVAL for width outside (0, 4]. */
 int cmr_model_cfg_default(struct cmr_model_cfg *cfg, enum cmr_model_kind kind, double width);
 /* checks every field: CMR_OK or CMR_EMODEL with err naming the field */
@@ -280,7 +280,7 @@ int cmr_model_gru_backward(struct cmr_model *m, const float *dc, float *dz, stru
  *   multi:   the same input; InfoNCE per level, averaged over the 5 levels.
  *   cpc:     x (B, context + K, T, F): B sequences of consecutive segments;
  *            the GRU reads the first `context`, c_t is its last output, and
- *            L = sum_k InfoNCE(W_k c_t + b_k, z_{context+k-1}) (models.py MelCPC.loss).
+ *            L = sum_k InfoNCE(W_k c_t + b_k, z_{context+k-1}) (cmr_models.py MelCPC.loss).
  * loss and correct (the number of rows whose top score is its positive,
  * summed over levels / predictors; may be NULL) are set. */
 int cmr_model_loss(struct cmr_model *m, const float *x, int B, float tau, int backward,

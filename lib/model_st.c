@@ -1,4 +1,4 @@
-/* safetensors interchange with PyTorch (../shared/reference/models.py):
+/* safetensors interchange with PyTorch (tests/ref/cmr_models.py):
  * tensor names are the state_dict() keys of Encoder, MultiEncoder and
  * MelCPC; the configuration travels in __metadata__ (docs/models.md). */
 #include <errno.h>
@@ -198,7 +198,7 @@ struct cmr_model *cmr_model_import(const char *path, const struct cmr_import_opt
     for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
         if (!(t = find(st, pre, "blocks.%d.conv.weight", l)) || t->ndim != 4) {
             cmr_error_set(err, CMR_EMODEL,
-                          "%s: no 4-d tensor %sblocks.%d.conv.weight: not a %s model of models.py%s",
+                          "%s: no 4-d tensor %sblocks.%d.conv.weight: not a %s model of cmr_models.py%s",
                           path, pre, l, cmr_model_kind_name(c.kind),
                           o->kind < 0 ? " (give --kind if the kind was guessed wrong)" : "");
             goto fail;

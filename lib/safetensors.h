@@ -6,7 +6,7 @@
  *   "name": {"dtype": "F32", "shape": [d0, d1, ...], "data_offsets": [begin, end]}
  * (offsets relative to the start of the data area) and an optional
  *   "__metadata__": {"key": "string value", ...}.
- * cmr writes F32 only (as ../shared/reference/models.py save_safetensors
+ * cmr writes F32 only (as tests/ref/cmr_models.py save_safetensors
  * does, which also casts the integer num_batches_tracked to F32) and reads
  * F32, F64, F16, BF16, I64 and I32, converting to float.
  *

@@ -9,7 +9,7 @@
  * Conventions (stated once, they hold for every function below):
  *  - Layout is row-major and C-contiguous. Images are NCHW: (B, C, H, W) with
  *    H = time (frames) and W = frequency (mel bins), as in PyTorch's
- *    reference encoder (shared/reference/models.py).
+ *    reference encoder (tests/ref/cmr_models.py).
  *  - Shapes are in the comment above each function, as (dim, dim, ...).
  *  - Forward OVERWRITES its outputs and the caches it is given (every value
  *    backward needs: batch-norm mean/rstd, pooling argmax, GRU gates, softmax).
@@ -319,7 +319,7 @@ void cmr_gru_backward_naive(float *dinp, float *dh0, float *dw_ih, float *dw_hh,
  * InfoNCE (PAPER.md section 5), anchors against in-batch positives:
  *   S = A P^T / tau (N,N),  loss = -(1/N) sum_i log softmax(S[i,:])[i]
  * which is F.cross_entropy(a @ p.t() / tau, arange(N)) (reference
- * info_nce() in shared/reference/models.py). Softmax in double with the row
+ * info_nce() in tests/ref/cmr_models.py). Softmax in double with the row
  * maximum subtracted.
  * a (N,D), p (N,D) -> returns the loss; probs (N,N) cache = softmax(S) rows. */
 float cmr_infonce_forward(float *probs, const float *a, const float *p, int N, int D, float tau);

@@ -125,7 +125,7 @@ REF="$CMR_SRCDIR/tests/ref"
     [[ "$output" == *"blocks.0.bn.num_batches_tracked "*" F32  [] "* ]]
 }
 
-@test "cmr-model import: a file written by PyTorch (models.py save_safetensors)" {
+@test "cmr-model import: a file written by PyTorch (tests/ref/cmr_models.py save_safetensors)" {
     run -0 --separate-stderr cmr model import -v "$REF/models-encoder.weights.safetensors" "$TMP/e.cmr"
     [[ "$stderr" == *"encoder model, width 0.03125"* ]]
     run -0 cmr model info "$TMP/e.cmr"

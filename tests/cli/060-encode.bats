@@ -167,8 +167,7 @@ max_diff() {
 }
 
 @test "cmr-encode: PyTorch on an exported model computes the same embeddings (skipped without torch)" {
-    models="$CMR_SRCDIR/../shared/reference"
-    [ -f "$models/models.py" ] || skip "shared/reference/models.py not found"
+    models="$CMR_SRCDIR/tests/ref"   # cmr_models.py, the project's PyTorch reference
     /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || skip "python3-torch not installed"
     for kind in encoder multi cpc; do
         cmr model init --kind $kind --width 0.0625 --seed 5 --mel-mean 0.5 --mel-std 0.8 "$TMP/$kind.cmr"
@@ -179,7 +178,7 @@ max_diff() {
         cmr dump -n 100000 "$TMP/seg.cmrf" | sed -n 's/^tensor .* data=\[\([^]]*\)\].*/\1/p' > "$TMP/in.txt"
         run -0 /usr/bin/python3 - "$models" "$kind" "$TMP" <<'PY'
 import sys, numpy as np, torch
-sys.path.insert(0, sys.argv[1]); import models
+sys.dont_write_bytecode = True; sys.path.insert(0, sys.argv[1]); import cmr_models as models
 kind, tmp = sys.argv[2], sys.argv[3]
 state, meta = models.load_safetensors(tmp + "/%s.safetensors" % kind)
 w = float(meta["cmr.width"])

@@ -6,7 +6,7 @@ committed and read by tests/unit/test-model-ref.c):
 
   /usr/bin/python3 tests/ref/make_refs_models.py small [outdir]
       models-{encoder,multi,cpc}.weights.safetensors  weights as PyTorch writes
-          them (models.py save_safetensors), importable with cmr-model import
+          them (cmr_models.py save_safetensors), importable with cmr-model import
       models-{encoder,multi,cpc}.ref.safetensors  eval outputs, training loss,
           every gradient, running statistics after the training forward, and
           the losses of 3 Adam steps (encoder: the parameters after them too)
@@ -34,9 +34,9 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "shared", "reference"))
-sys.path.insert(0, "/work/shared/reference")
-import models  # noqa: E402
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import cmr_models as models  # noqa: E402  (tests/ref/cmr_models.py, the project's reference)
 
 M64 = (1 << 64) - 1
 T, F = 188, 96

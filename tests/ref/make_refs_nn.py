@@ -21,6 +21,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from cmr_models import info_nce  # noqa: E402  (tests/ref/cmr_models.py, the project's reference)
+
 MAGIC = b"CMRT"
 VERSION = 1
 
@@ -133,12 +137,6 @@ def gru(out):
     write(out("nn-gru.bin"), ts)
 
 
-def info_nce(a, p, temperature=1.0):
-    # the reference's definition (shared/reference/models.py)
-    s = a @ p.t() / temperature
-    return F.cross_entropy(s, torch.arange(a.shape[0]))
-
-
 def infonce(out):
     g = torch.Generator().manual_seed(6)
     ts = []
@@ -175,7 +173,7 @@ def adam(out):
 
 def block(out):
     """One encoder block in training mode: conv 5x5 -> BatchNorm2d -> relu -> maxpool (2,2),
-    the composition of shared/reference/models.py's Block."""
+    the composition of tests/ref/cmr_models.py's Block."""
     g = torch.Generator().manual_seed(8)
     B, C, H, W, OC = 2, 2, 12, 8, 3
     conv = nn.Conv2d(C, OC, 5, padding=2)

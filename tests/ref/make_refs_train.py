@@ -40,7 +40,7 @@ print("wrote", out)
 # ---- training steps against PyTorch (needs a build directory) ----
 # tests/ref/train-torch-steps.tsv: the batch losses of cmr-train's first steps
 # as PyTorch computes them from the same initial weights (cmr-model init,
-# exported) on the same stream (tests/tools/cmr-mkpairs): models.py's Encoder,
+# exported) on the same stream (tests/tools/cmr-mkpairs): cmr_models.py's Encoder,
 # MultiEncoder and MelCPC in train() mode, InfoNCE with in-batch negatives,
 # torch.optim.Adam(lr 1e-3). tests/cli/055-train.bats compares cmr-train's
 # log with it. Usage: make_refs_train.py BUILDDIR
@@ -51,8 +51,9 @@ import tempfile
 if len(sys.argv) > 1:
     import msgpack
     import numpy as np
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "reference"))
-    import models
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+    import cmr_models as models  # tests/ref/cmr_models.py, the project's reference
 
     build = sys.argv[1]
     tmp = tempfile.mkdtemp()

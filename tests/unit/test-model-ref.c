@@ -1,4 +1,4 @@
-/* The three models against PyTorch (../shared/reference/models.py) on fixed
+/* The three models against PyTorch (tests/ref/cmr_models.py) on fixed
  * weights: fixtures from tests/ref/make_refs_models.py.
  *
  * Small models (width 1/32, emb 16), per kind:

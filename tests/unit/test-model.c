@@ -81,11 +81,11 @@ static void test_cfg(void)
 
 static void test_layout(void)
 {
-    static const size_t want[3] = {12361856, 9559552, 12724096}; /* models.py at width 1 */
+    static const size_t want[3] = {12361856, 9559552, 12724096}; /* cmr_models.py at width 1 */
     static const int ntens[3] = {37, 45, 45};
     for (int ki = 0; ki < 3; ki++) {
         struct cmr_model *m = new_model((enum cmr_model_kind)ki, 1, 0, 0);
-        ok(m->n_params == want[ki] && m->n_tensors == ntens[ki], "%s: %zu parameters (models.py: %zu), %d tensors",
+        ok(m->n_params == want[ki] && m->n_tensors == ntens[ki], "%s: %zu parameters (cmr_models.py: %zu), %d tensors",
            cmr_model_kind_name((enum cmr_model_kind)ki), m->n_params, want[ki], m->n_tensors);
         size_t sum = 0;
         int contiguous = 1;
