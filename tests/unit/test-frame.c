@@ -451,8 +451,12 @@ static void test_decoder_limit(void)
 /* an "audio" tensor frame: shape [n0, n1] with `bytes` of data (value v), rate */
 static void audio(const char *track, uint64_t n0, uint64_t n1, size_t bytes, float v, double rate)
 {
-    static float buf[64];
-    for (int i = 0; i < 64; i++)
+    static float buf[512];
+    if (bytes > sizeof buf) {
+        printf("Bail out! audio(): %zu bytes of data, at most %zu\n", bytes, sizeof buf);
+        exit(99);
+    }
+    for (int i = 0; i < 512; i++)
         buf[i] = v;
     msgpack_pack_map(&pk, 7);
     s("t"), s("tensor"), s("kind"), s("audio"), s("track"), s(track), s("dtype"), s("f32");
