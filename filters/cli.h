@@ -51,6 +51,9 @@ void cli_finish_stdout(void);
 
 /* opens a frame stream: path, "-" or NULL for stdin; refuses a terminal on
  * stdin (exit 2); a missing file exits 1 */
+/* remembers p as an object that lives until exit (cli_die leaves it to the
+ * system; LeakSanitizer then sees it as reachable) */
+void cli_keep(const void *p);
 struct cmr_reader *cli_open_reader(const char *path);
 /* reads the next frame; on a reader error prints it and exits 1.
  * Returns 1 with a frame, 0 at a clean end. */

@@ -358,6 +358,7 @@ int main(int argc, char **argv)
     struct names names = {0};
     if (!split)
         cli_die(CLI_EXIT_DATA, "out of memory");
+    cli_keep(split);
     for (int i = 0; i < n; i++) {
         const char *s = cmr_vectors_meta(&vs, i, split_key);
         if (!s)
