@@ -431,18 +431,31 @@ void cmr_wino_forward(float *out, float *scratch, const float *inp, const float 
     const struct wbufs s = wbufs_of(scratch, &w);
     const size_t in_sz = (size_t)C * H * W, out_sz = (size_t)OC * H * W;
     const size_t ps = w.xs, qs = w.xs, us = packed_floats(&w);
-    weight_transform_packed(s.U, weight, OC, C, &w);
+    /* Maps of at least CMR_WINO_CHUNK tiles take one image per GEMM whatever
+     * the batch: a call of a shape fixed by the layer, where OpenBLAS rounds
+     * every image the same way, at OpenBLAS's speed. Smaller maps put several
+     * images in one GEMM: there the fixed GEMM (a tile's outputs do not
+     * depend on the other tiles of the group, so an image's do not depend
+     * on its batch). The choice depends on the map alone. */
+    const int per_image = w.TI >= CMR_WINO_CHUNK;
+    if (per_image)
+        weight_transform(s.U, weight, OC, C, 0, &w);
+    else
+        weight_transform_packed(s.U, weight, OC, C, &w);
     for (int b0 = 0; b0 < B; b0 += w.g) {
         const int g = B - b0 < w.g ? B - b0 : w.g, ng = g * w.TI;
         repack(s.Xr, inp + b0 * in_sz, g, C, w.C4, &w);
         for (int t0 = 0; t0 < ng; t0 += w.ts) {
             const int nt = ng - t0 < w.ts ? ng - t0 : w.ts;
             input_transform(s.P, s.Xr, w.C4, &w, t0, nt);
-            /* M[xi] (nt, OC4) = V[xi] (nt, C4) . U[xi]^T (C4, OC4), on the
-             * fixed GEMM: a tile's outputs do not depend on the other tiles
-             * of the group, so an image's do not depend on its batch */
-            for (int x = 0; x < 64; x++)
-                cmr_gemm_fixed(nt, w.OC4, w.C4, s.P + x * ps, w.C4, s.U + x * us, s.Q + x * qs, w.OC4);
+            /* M[xi] (nt, OC4) = V[xi] (nt, C4) . U[xi]^T (C4, OC4) */
+            for (int x = 0; x < 64; x++) {
+                if (per_image)
+                    cmr_sgemm(0, 1, nt, w.OC4, w.C4, 1.0f, s.P + x * ps, w.C4, s.U + (size_t)x * w.OC4 * w.C4, w.C4,
+                              0.0f, s.Q + x * qs, w.OC4);
+                else
+                    cmr_gemm_fixed(nt, w.OC4, w.C4, s.P + x * ps, w.C4, s.U + x * us, s.Q + x * qs, w.OC4);
+            }
             output_transform(out + b0 * out_sz, 0, s.Q, OC, w.OC4, bias, &w, t0, nt);
         }
     }
