@@ -31,8 +31,8 @@
  *
  * Not thread-safe per model: one model serves one caller at a time (it owns
  * its activation buffers). With cmr_model_set_threads(m, n > 1) a forward
- * pass in inference mode runs on n threads of its own (chunks of the batch
- * handed to whichever is free); training passes use one thread and
+ * pass in inference mode runs on n threads of its own (one chunk of the batch
+ * each); training passes use one thread and
  * OpenBLAS's threads (cmr_nn_set_threads). Nothing here prints or exits.
  *
  * Inference is a pure function of each segment: an embedding (and a MelCPC

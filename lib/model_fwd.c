@@ -713,8 +713,7 @@ static void trunk_forward(struct cmr_model *m, struct worker *w, const float *in
 }
 
 /* a threaded inference pass: chunks of `chunk` segments handed out in order
- * to whichever worker is free (so a thread slowed down by another process
- * on its core takes fewer chunks) */
+ * to whichever worker is free (cmr_model_forward makes one per worker) */
 struct job {
     struct cmr_model *m;
     const float *x;
@@ -778,12 +777,11 @@ int cmr_model_forward(struct cmr_model *m, const float *x, int n, int train, flo
             cmr_nn_set_threads(blas_threads);
         return CMR_OK;
     }
-    /* chunks: about two per thread, at least 4 segments (narrow GEMMs are slow),
-     * never more than a worker holds; the chunking does not change a bit of
-     * the result (trunk_eval) */
-    int cap = (n + nw - 1) / nw, chunk = (n + 2 * nw - 1) / (2 * nw);
-    if (chunk < 4)
-        chunk = cap < 4 ? cap : 4;
+    /* one chunk per thread: every chunk packs the weights of the fixed-GEMM
+     * layers again (block 5 at width 1: 26 MB), so fewer, larger chunks (two
+     * per thread of at least 4 segments cost 10-15 % at width 1 on two
+     * threads); the chunking does not change a bit of the result (trunk_eval) */
+    int cap = (n + nw - 1) / nw, chunk = cap;
     struct job j = {m, x, out, n, chunk, D, 0, PTHREAD_MUTEX_INITIALIZER};
     pthread_t th[MAX_WORKERS];
     int started[MAX_WORKERS] = {0};
