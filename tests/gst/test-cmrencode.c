@@ -236,6 +236,7 @@ test_flush_and_discont (void)
   free (want);
 
   /* a DISCONT buffer ends the run: the partial segment before it is dropped */
+  free (p->v.x);
   memset (p, 0, sizeof *p);
   h = harness (props);
   push_frames (h, x, 0, 150, 0, 50, 8);
@@ -256,6 +257,7 @@ test_flush_and_discont (void)
   gst_harness_teardown (h);
 
   /* a timestamp gap over 40 ms ends the run too, with contiguous offsets */
+  free (p->v.x);
   memset (p, 0, sizeof *p);
   h = harness (props);
   push_frames (h, x, 0, 150, 0, 50, 10);
