@@ -375,9 +375,7 @@ invalid:
     return 0;
 }
 
-/* 1 if every value is finite: an integer OR over the exponent bits, which the
- * compiler vectorises */
-static int all_finite(const float *x, size_t n)
+int cmr_all_finite(const float *x, size_t n)
 {
     uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -419,7 +417,7 @@ int cmr_frame_check(const struct cmr_frame *fr, struct cmr_error *err)
         return cmr_error_set(err, CMR_EUNSUPPORTED, "track \"%.60s\": audio frame %lld has no sample rate "
                              "(rate 0)", t, (long long)fr->index);
     size_t n = cmr_frame_numel(fr);
-    if (!fr->data || all_finite(fr->data, n))
+    if (!fr->data || cmr_all_finite(fr->data, n))
         return CMR_OK;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(fr->data[i])) {
@@ -1216,24 +1214,37 @@ static ssize_t fill(struct cmr_reader *rd, unsigned char *buf, size_t cap)
     }
 }
 
-/* reads more input into the buffer; 0 at end of input */
-static ssize_t read_more(struct cmr_reader *rd, struct cmr_error *err)
+/* Drops the bytes of frames already taken (when they are half the buffer, or
+ * all of it: the scan state is relative to buf[pos]) and grows the buffer to
+ * hold `need` more bytes. -1 when out of memory. The fd reader and the push
+ * decoder share it. */
+static int make_room(struct cmr_reader *rd, size_t need)
 {
     if (rd->pos > 0 && (rd->pos >= rd->cap / 2 || rd->pos == rd->len)) {
         memmove(rd->buf, rd->buf + rd->pos, rd->len - rd->pos);
         rd->len -= rd->pos;
         rd->pos = 0;
     }
-    if (rd->cap - rd->len < READ_CHUNK) {
+    if (need > SIZE_MAX / 4 - rd->len)
+        return -1;
+    if (rd->cap - rd->len < need) {
         size_t cap = rd->cap ? rd->cap * 2 : 4 * READ_CHUNK;
-        while (cap - rd->len < READ_CHUNK)
+        while (cap - rd->len < need)
             cap *= 2;
         unsigned char *b = realloc(rd->buf, cap);
         if (!b)
-            return fail(rd, err, CMR_ENOMEM, "out of memory");
+            return -1;
         rd->buf = b;
         rd->cap = cap;
     }
+    return 0;
+}
+
+/* reads more input into the buffer; 0 at end of input */
+static ssize_t read_more(struct cmr_reader *rd, struct cmr_error *err)
+{
+    if (make_room(rd, READ_CHUNK))
+        return fail(rd, err, CMR_ENOMEM, "out of memory");
     ssize_t n = fill(rd, rd->buf + rd->len, rd->cap - rd->len);
     if (n < 0)
         return fail(rd, err, CMR_EIO, "read failed: %s", strerror(errno));
@@ -1330,24 +1341,8 @@ int cmr_decoder_feed(struct cmr_decoder *dec, const void *buf, size_t len, struc
         return cmr_error_set(err, CMR_ESTATE, "%s: bytes fed after the end of the stream", rd->name);
     if (len == 0)
         return CMR_OK;
-    /* drop the frames taken; the scan state is relative to buf[pos] */
-    if (rd->pos > 0 && (rd->pos >= rd->cap / 2 || rd->pos == rd->len)) {
-        memmove(rd->buf, rd->buf + rd->pos, rd->len - rd->pos);
-        rd->len -= rd->pos;
-        rd->pos = 0;
-    }
-    if (len > SIZE_MAX / 2 - rd->len)
+    if (make_room(rd, len))
         return fail(rd, err, CMR_ENOMEM, "out of memory");
-    if (rd->cap - rd->len < len) {
-        size_t cap = rd->cap ? rd->cap : READ_CHUNK;
-        while (cap - rd->len < len)
-            cap *= 2;
-        unsigned char *b = realloc(rd->buf, cap);
-        if (!b)
-            return fail(rd, err, CMR_ENOMEM, "out of memory");
-        rd->buf = b;
-        rd->cap = cap;
-    }
     memcpy(rd->buf + rd->len, buf, len);
     rd->len += len;
     return CMR_OK;

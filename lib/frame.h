@@ -225,4 +225,9 @@ void cmr_writer_free(struct cmr_writer *w);
 /* serialises one frame into a malloc'ed buffer (GStreamer elements, tests) */
 int cmr_frame_pack(const struct cmr_frame *fr, void **buf, size_t *len);
 
+/* 1 if every value of x (n floats) is finite: an integer OR over the
+ * exponent bits, which the compiler vectorises (isfinite() per sample cost
+ * 7 % of cmr-mel) */
+int cmr_all_finite(const float *x, size_t n);
+
 #endif

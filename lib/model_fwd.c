@@ -609,6 +609,15 @@ static void fold_bn(struct cmr_model *m)
     }
 }
 
+/* x (n, SEG) = the model's input standardisation of in */
+static void standardise(float *x, const float *in, int n, const struct cmr_model_cfg *c)
+{
+    const float mean = c->mel_mean, inv = 1.0f / c->mel_std;
+    size_t nx = (size_t)n * SEG;
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (in[i] - mean) * inv;
+}
+
 /* Inference on n segments of worker w; out (n, out dim of forward).
  * An embedding is a pure function of its segment and the model: never of
  * the batch it came in, its place in it, the thread that ran it or the
@@ -624,10 +633,7 @@ static void trunk_eval(struct cmr_model *m, struct worker *w, const float *in, i
 {
     const struct cmr_model_cfg *c = &m->cfg;
     struct cmr_model_acts *a = m->acts;
-    const float mean = c->mel_mean, inv = 1.0f / c->mel_std;
-    size_t nx = (size_t)n * SEG;
-    for (size_t i = 0; i < nx; i++)
-        w->x[i] = (in[i] - mean) * inv;
+    standardise(w->x, in, n, c);
     const float *h = w->x;
     for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
         const struct cmr_block_params *p = &m->p.blk[l];
@@ -659,20 +665,12 @@ static void trunk_eval(struct cmr_model *m, struct worker *w, const float *in, i
         cmr_linear_forward_fixed(out, w->scratch, w->pool[4], m->p.fc_w, m->p.fc_b, n, c->widths[4], c->emb);
 }
 
-/* the trunk on n segments of worker w; out (n, out dim of forward) */
-static void trunk_forward(struct cmr_model *m, struct worker *w, const float *in, int n, int train,
-                          float *out)
+/* Training on n segments (worker 0); out (n, out dim of forward) */
+static void trunk_train(struct cmr_model *m, struct worker *w, const float *in, int n, float *out)
 {
     const struct cmr_model_cfg *c = &m->cfg;
     struct cmr_model_acts *a = m->acts;
-    if (!train) {
-        trunk_eval(m, w, in, n, out);
-        return;
-    }
-    const float mean = c->mel_mean, inv = 1.0f / c->mel_std;
-    size_t nx = (size_t)n * SEG;
-    for (size_t i = 0; i < nx; i++)
-        w->x[i] = (in[i] - mean) * inv;
+    standardise(w->x, in, n, c);
     const float *h = w->x;
     for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
         const struct cmr_block_params *p = &m->p.blk[l];
@@ -735,7 +733,7 @@ static void *worker_main(void *arg)
         if (i0 >= j->n)
             break;
         int cnt = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;
-        trunk_forward(j->m, w, j->x + (size_t)i0 * SEG, cnt, 0, j->out + (size_t)i0 * j->D);
+        trunk_eval(j->m, w, j->x + (size_t)i0 * SEG, cnt, j->out + (size_t)i0 * j->D);
     }
     return NULL;
 }
@@ -759,7 +757,7 @@ int cmr_model_forward(struct cmr_model *m, const float *x, int n, int train, flo
     if (m->cfg.kind == CMR_MODEL_CPC)
         D = m->cfg.emb;
     if (train) {
-        trunk_forward(m, &a->w[0], x, n, 1, out);
+        trunk_train(m, &a->w[0], x, n, out);
         a->n_fwd = n;
         return CMR_OK;
     }
@@ -772,7 +770,7 @@ int cmr_model_forward(struct cmr_model *m, const float *x, int n, int train, flo
         cmr_nn_set_threads(1);
     int nw = m->threads < n ? m->threads : n;
     if (nw <= 1) {
-        trunk_forward(m, &a->w[0], x, n, 0, out);
+        trunk_eval(m, &a->w[0], x, n, out);
         if (blas_threads != 1)
             cmr_nn_set_threads(blas_threads);
         return CMR_OK;
