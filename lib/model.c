@@ -1,6 +1,6 @@
 /* cmr models: configuration, parameter layout, initialisation, tensor access
- * and the optimizer step. Forward and backward are in model_fwd.c, files in
- * model_file.c, safetensors in model_st.c. See model.h. */
+ * and the optimizer step. Forward and backward are in model_forward.c, files in
+ * model_file.c, safetensors in model_safetensors.c. See model.h. */
 #include "model.h"
 
 #include <math.h>
@@ -257,7 +257,7 @@ static void point_params(const struct cmr_model *m, float *base, struct cmr_para
     }
 }
 
-void cmr_model_acts_free(struct cmr_model *m); /* model_fwd.c */
+void cmr_model_acts_free(struct cmr_model *m); /* model_forward.c */
 
 void cmr_model_free(struct cmr_model *m)
 {

@@ -301,7 +301,7 @@ struct cmr_model *cmr_model_load(const char *path, struct cmr_error *err);
 struct cmr_model *cmr_model_load_mem(const void *buf, size_t len, const char *name,
                                      struct cmr_error *err);
 
-/* ---- safetensors interchange (lib/model_st.c) ---- */
+/* ---- safetensors interchange (lib/model_safetensors.c) ---- */
 
 /* What import may be told on the command line; a field left at its "unset"
  * value comes from the file's __metadata__, else from the tensor shapes, else

@@ -1,6 +1,6 @@
 /* libFuzzer target for the safetensors importer: the container parser
  * (lib/safetensors.c, cmr_safetensors_parse) and the model import on top of
- * it (lib/model_st.c, cmr_model_import, which reads a path: the bytes go
+ * it (lib/model_safetensors.c, cmr_model_import, which reads a path: the bytes go
  * through a memfd). Any bytes in, tensors/a model or a clean error out,
  * never a crash, a leak or unbounded memory. `make fuzz`. */
 #define _GNU_SOURCE
