@@ -147,9 +147,9 @@ void *cmr_dist_threads_new(int n, struct cmr_error *err);
 void cmr_dist_threads_free(void *ctx);
 
 /* MPI (lib/dist_mpi.c; declared here, defined only in programs built with
- * MPI, HAVE_MPI): MPI_Init, then a rank of MPI_COMM_WORLD. A process that
- * exits with a non-zero status before cmr_dist_mpi_finalize calls MPI_Abort,
- * so that one failing rank stops the job. */
+ * MPI, HAVE_MPI): MPI_Init, then a rank of MPI_COMM_WORLD. What a process
+ * does when it fails (MPI_Abort, so that one failing rank stops the job) is
+ * the program's business: filters/train-mpi.c. */
 struct cmr_dist *cmr_dist_mpi_new(int *argc, char ***argv, const struct cmr_dist_cfg *cfg,
                                   struct cmr_error *err);
 /* frees d, then MPI_Finalize */
