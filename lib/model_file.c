@@ -4,11 +4,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <zlib.h>
 
 #include "model.h"
 #include "util/atomic.h"
@@ -16,29 +17,10 @@
 #define FLAG_ADAM 1u
 #define MAX_STR 4096
 
-/* ---- CRC-32 (IEEE 802.3, as zlib's crc32) ---- */
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_make(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        crc_table[i] = c;
-    }
-}
-
-static void crc_init(void) { pthread_once(&crc_once, crc_make); }
-
+/* CRC-32 (IEEE 802.3): zlib's, over any length */
 static uint32_t crc_update(uint32_t crc, const void *buf, size_t n)
 {
-    const unsigned char *p = buf;
-    crc = ~crc;
-    while (n--)
-        crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return ~crc;
+    return (uint32_t)crc32_z(crc, buf, n);
 }
 
 /* ---- writing ---- */
@@ -72,7 +54,6 @@ static void put_str(struct w *w, const char *s)
 int cmr_model_save(const struct cmr_model *m, const char *path, int with_adam,
                    struct cmr_error *err)
 {
-    crc_init();
     const struct cmr_model_cfg *c = &m->cfg;
     const struct cmr_train_state *t = &m->train;
     uint32_t flags = with_adam && m->adam_m ? FLAG_ADAM : 0;
@@ -198,7 +179,6 @@ static int get_str(struct r *r, char **out)
 struct cmr_model *cmr_model_load_mem(const void *buf, size_t len, const char *name,
                                      struct cmr_error *err)
 {
-    crc_init();
     struct r r = {buf, len, 0, name, err, "the header"};
     struct cmr_model_cfg c;
     struct cmr_train_state t;
