@@ -6,13 +6,9 @@
 
 #include "util/rng.h"
 
-void cmr_knn_cfg_default(struct cmr_knn_cfg *cfg)
+struct cmr_knn_cfg cmr_knn_cfg_default(void)
 {
-    cfg->queries = 3;
-    cfg->negatives = 100;
-    cfg->k = 10;
-    cfg->shuffle = 0;
-    cfg->seed = 0;
+    return (struct cmr_knn_cfg){.queries = 3, .negatives = 100, .k = 10, .shuffle = 0, .seed = 0};
 }
 
 /* unit rows in double; a zero row stays zero */

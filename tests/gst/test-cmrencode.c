@@ -33,7 +33,7 @@ make_model (char *path, enum cmr_model_kind kind, uint64_t seed)
   struct cmr_model *m;
 
   close (mkstemp (path));
-  cmr_model_cfg_default (&cfg, kind, 0.25);
+  cfg = cmr_model_cfg_default (kind, 0.25);
   cfg.mel_mean = 0.2f;
   cfg.mel_std = 0.3f;
   m = cmr_model_new (&cfg, &err);
