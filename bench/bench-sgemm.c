@@ -10,13 +10,7 @@
 #include <time.h>
 
 #include "nn/nn.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "util/clock.h"
 
 int main(int argc, char **argv)
 {
@@ -36,9 +30,9 @@ int main(int argc, char **argv)
     }
     double best = 1e30;
     for (int r = 0; r < 6; r++) {
-        double t = now();
+        double t = cmr_now();
         cmr_sgemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        t = now() - t;
+        t = cmr_now() - t;
         if (r > 0 && t < best)
             best = t;
     }

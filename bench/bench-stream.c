@@ -152,10 +152,9 @@ int main(int argc, char **argv)
     struct cmr_error err = {0};
     struct cmr_model *m;
     if (!model) {
-        struct cmr_model_cfg cfg;
+        struct cmr_model_cfg cfg = cmr_model_cfg_default(CMR_MODEL_ENCODER, width);
         int fd = mkstemp(tmp_model);
-        if (fd < 0 || cmr_model_cfg_default(&cfg, CMR_MODEL_ENCODER, width) != CMR_OK ||
-            !(m = cmr_model_new(&cfg, &err))) {
+        if (fd < 0 || !(m = cmr_model_new(&cfg, &err))) {
             fprintf(stderr, "bench-stream: cannot make a model: %s\n", err.msg);
             return 1;
         }

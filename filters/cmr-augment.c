@@ -172,7 +172,8 @@ static void tensor(struct state *s, const struct cmr_frame *fr)
     s->frames++;
 }
 
-int main(int argc, char **argv)
+/* the options into s; returns the input, with *seed and *force */
+static const char *parse_options(int argc, char **argv, struct state *s, uint64_t *seed, int *force)
 {
     enum {
         O_SEED = 256, O_P_PITCH, O_PITCH_SET, O_P_STRETCH, O_STRETCH_MIN, O_STRETCH_MAX, O_P_REVERB,
@@ -203,22 +204,13 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    struct state s;
-    struct cmr_frame hdr, fr;
     struct cmr_error err = {0};
-    const char *input = NULL;
-    uint64_t seed = 0;
-    int force = 0, c;
-
-    memset(&s, 0, sizeof s);
-    cmr_augment_cfg_default(&s.cfg, 16000);
-    s.seconds = 3;
-    cli_init("cmr-augment");
+    int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":qvh", opts, NULL)) != -1) {
-        struct cmr_augment_cfg *g = &s.cfg;
+        struct cmr_augment_cfg *g = &s->cfg;
         switch (c) {
-        case O_SEED: seed = cli_seed("--seed", optarg); break;
+        case O_SEED: *seed = cli_seed("--seed", optarg); break;
         case O_P_PITCH: g->p_pitch = cli_double("--p-pitch", optarg, 0, 1); break;
         case O_PITCH_SET:
             if ((g->n_pitch = parse_list(optarg, g->pitch_set, CMR_AUGMENT_MAX_PITCH)) < 1)
@@ -239,53 +231,77 @@ int main(int argc, char **argv)
         case O_SNR_MIN: g->snr_min = cli_double("--snr-min", optarg, -20, 100); break;
         case O_SNR_MAX: g->snr_max = cli_double("--snr-max", optarg, -20, 100); break;
         case O_P_INVERT: g->p_invert = cli_double("--p-invert", optarg, 0, 1); break;
-        case O_SECONDS: s.seconds = cli_double("--seconds", optarg, 0, 600); break;
-        case O_FORCE: force = 1; break;
+        case O_SECONDS: s->seconds = cli_double("--seconds", optarg, 0, 600); break;
+        case O_FORCE: *force = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
         default: cli_bad_option(argv, c);
         }
     }
-    input = cli_one_input(argc, argv);
-    if (s.cfg.stretch_min > s.cfg.stretch_max)
-        cli_usage_error("--stretch-min (%g) should not exceed --stretch-max (%g)", s.cfg.stretch_min,
-                        s.cfg.stretch_max);
-    if (s.cfg.snr_min > s.cfg.snr_max)
-        cli_usage_error("--snr-min (%g) should not exceed --snr-max (%g)", s.cfg.snr_min, s.cfg.snr_max);
-    if (s.cfg.reverberance_min > s.cfg.reverberance_max || s.cfg.damping_min > s.cfg.damping_max ||
-        s.cfg.room_min > s.cfg.room_max)
+    const char *input = cli_one_input(argc, argv);
+    if (s->cfg.stretch_min > s->cfg.stretch_max)
+        cli_usage_error("--stretch-min (%g) should not exceed --stretch-max (%g)", s->cfg.stretch_min,
+                        s->cfg.stretch_max);
+    if (s->cfg.snr_min > s->cfg.snr_max)
+        cli_usage_error("--snr-min (%g) should not exceed --snr-max (%g)", s->cfg.snr_min, s->cfg.snr_max);
+    if (s->cfg.reverberance_min > s->cfg.reverberance_max || s->cfg.damping_min > s->cfg.damping_max ||
+        s->cfg.room_min > s->cfg.room_max)
         cli_usage_error("each --*-min should not exceed its --*-max");
-    if (cmr_augment_cfg_check(&s.cfg, &err) != CMR_OK) /* anything the checks above missed */
+    if (cmr_augment_cfg_check(&s->cfg, &err) != CMR_OK) /* anything the checks above missed */
         cli_usage_error("%s", err.msg);
-    cmr_rng_seed(&s.root, seed);
+    return input;
+}
 
+/* the stream's header with this stage's parameters */
+static void put_header(struct state *s, struct cmr_frame *hdr, uint64_t seed)
+{
+    char set[CMR_AUGMENT_MAX_PITCH * 24] = "";
+    for (int i = 0; i < s->cfg.n_pitch; i++)
+        snprintf(set + strlen(set), sizeof set - strlen(set), "%s%g", i ? "," : "", s->cfg.pitch_set[i]);
+    const struct cmr_augment_cfg *g = &s->cfg;
+    int rc = cmr_frame_stage_param(hdr, "seed", "%llu", (unsigned long long)seed);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "p_pitch", "%g", g->p_pitch);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "pitch_set", "%s", set);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "p_stretch", "%g", g->p_stretch);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "stretch", "%g,%g", g->stretch_min, g->stretch_max);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "p_reverb", "%g", g->p_reverb);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "reverberance", "%g,%g", g->reverberance_min, g->reverberance_max);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "damping", "%g,%g", g->damping_min, g->damping_max);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "room", "%g,%g", g->room_min, g->room_max);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "p_noise", "%g", g->p_noise);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "snr", "%g,%g", g->snr_min, g->snr_max);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "p_invert", "%g", g->p_invert);
+    rc = rc ? rc : cmr_frame_stage_param(hdr, "seconds", "%g", s->seconds);
+    if (rc != CMR_OK)
+        oom();
+    cli_put(s->w, hdr);
+}
+
+int main(int argc, char **argv)
+{
+    struct state s;
+    struct cmr_frame hdr, fr;
+    uint64_t seed = 0;
+    int force = 0;
+
+    memset(&s, 0, sizeof s);
+    s.cfg = cmr_augment_cfg_default(16000);
+    s.seconds = 3;
+    cli_init("cmr-augment");
+    const char *input = parse_options(argc, argv, &s, &seed, &force);
+
+    /* set up */
+    cmr_rng_seed(&s.root, seed);
     s.w = cli_stdout_writer(force);
     struct cmr_reader *rd = cli_open_reader(input);
     cmr_frame_init(&hdr);
     cmr_frame_init(&fr);
     cmr_frame_init(&s.out);
     cli_read_header(rd, &hdr);
-    char set[CMR_AUGMENT_MAX_PITCH * 24] = "";
-    for (int i = 0; i < s.cfg.n_pitch; i++)
-        snprintf(set + strlen(set), sizeof set - strlen(set), "%s%g", i ? "," : "", s.cfg.pitch_set[i]);
-    const struct cmr_augment_cfg *g = &s.cfg;
-    int rc = cmr_frame_stage_param(&hdr, "seed", "%llu", (unsigned long long)seed);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "p_pitch", "%g", g->p_pitch);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "pitch_set", "%s", set);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "p_stretch", "%g", g->p_stretch);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "stretch", "%g,%g", g->stretch_min, g->stretch_max);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "p_reverb", "%g", g->p_reverb);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "reverberance", "%g,%g", g->reverberance_min, g->reverberance_max);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "damping", "%g,%g", g->damping_min, g->damping_max);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "room", "%g,%g", g->room_min, g->room_max);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "p_noise", "%g", g->p_noise);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "snr", "%g,%g", g->snr_min, g->snr_max);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "p_invert", "%g", g->p_invert);
-    rc = rc ? rc : cmr_frame_stage_param(&hdr, "seconds", "%g", s.seconds);
-    if (rc != CMR_OK)
-        oom();
-    cli_put(s.w, &hdr);
+    put_header(&s, &hdr, seed);
+
+    /* run */
     while (cli_next(rd, &fr)) {
         if (fr.type == CMR_FRAME_TENSOR)
             tensor(&s, &fr);

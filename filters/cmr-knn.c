@@ -203,7 +203,14 @@ static char **read_playlist_file(const char *path, const struct cmr_vectors *vs,
     return col;
 }
 
-int main(int argc, char **argv)
+/* the command line */
+struct opts {
+    struct cmr_knn_cfg cfg;
+    const char *input, *pl_file, *pl_key;
+    int json;
+};
+
+static void parse_options(int argc, char **argv, struct opts *o)
 {
     static const struct option opts[] = {
         {"queries", required_argument, NULL, 'Q'},
@@ -216,19 +223,15 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    struct cmr_knn_cfg cfg;
-    const char *input = NULL, *pl_file = NULL, *pl_key = "playlists";
-    int json = 0, c;
-
-    cli_init("cmr-knn");
-    cmr_knn_cfg_default(&cfg);
+    struct cmr_knn_cfg *cfg = &o->cfg;
+    int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":Q:N:s:p:jqvh", opts, NULL)) != -1) {
         switch (c) {
-        case 'Q': cfg.queries = (int)cli_long("--queries", optarg, 1, 1000); break;
+        case 'Q': cfg->queries = (int)cli_long("--queries", optarg, 1, 1000); break;
         case 'N':
             if (!strcmp(optarg, "all"))
-                cfg.negatives = -1;
+                cfg->negatives = -1;
             else {
                 char *end;
                 errno = 0;
@@ -236,29 +239,123 @@ int main(int argc, char **argv)
                 if (end == optarg || *end || errno || v < 1 || v > 10000000)
                     cli_usage_error("--negatives takes an integer in [1, 10000000] or 'all', got '%s'",
                                     optarg);
-                cfg.negatives = (int)v;
+                cfg->negatives = (int)v;
             }
             break;
         case 's':
-            cfg.seed = cli_seed("--seed", optarg);
-            cfg.shuffle = 1;
+            cfg->seed = cli_seed("--seed", optarg);
+            cfg->shuffle = 1;
             break;
         case 'p':
-            pl_file = cli_nonempty("--playlists", "a file", optarg);
+            o->pl_file = cli_nonempty("--playlists", "a file", optarg);
             break;
         case 'K':
-            pl_key = cli_nonempty("--playlist-key", "a metadata key", optarg);
+            o->pl_key = cli_nonempty("--playlist-key", "a metadata key", optarg);
             break;
-        case 'j': json = 1; break;
+        case 'j': o->json = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
         default: cli_bad_option(argv, c);
         }
     }
-    input = cli_one_input(argc, argv);
+    o->input = cli_one_input(argc, argv);
+}
 
-    struct cmr_reader *rd = cli_open_reader(input);
+/* (playlist, row) pairs, rows in stream order, sorted by playlist; the
+ * playlists of row i are col[i] (--playlists) or its metadata */
+static struct pair *collect_pairs(const struct opts *o, const struct cmr_vectors *vs, char **col,
+                                  struct idmap *map, size_t *n_out)
+{
+    struct pair *pairs = NULL;
+    size_t n_pairs = 0, cap_pairs = 0;
+    for (int i = 0; i < vs->n; i++) {
+        const char *v = col ? col[i] : cmr_vectors_meta(vs, i, o->pl_key);
+        if (!v || !*v)
+            continue;
+        char *copy = strdup(v), *save = NULL;
+        if (!copy)
+            cli_die(CLI_EXIT_DATA, "out of memory");
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (n_pairs == cap_pairs) {
+                cap_pairs = cap_pairs ? 2 * cap_pairs : 1024;
+                if (!(pairs = realloc(pairs, sizeof *pairs * cap_pairs)))
+                    cli_die(CLI_EXIT_DATA, "out of memory");
+            }
+            pairs[n_pairs].pl = idmap_get(map, t);
+            pairs[n_pairs].row = i;
+            n_pairs++;
+        }
+        free(copy);
+    }
+    if (map->n == 0)
+        cli_die(CLI_EXIT_DATA, "no playlists: no track has '%s' %s", o->pl_file ? "playlists" : o->pl_key,
+                o->pl_file ? "in the playlist file" : "metadata");
+    g_map = map;
+    qsort(pairs, n_pairs, sizeof *pairs, cmp_pair);
+    *n_out = n_pairs;
+    return pairs;
+}
+
+/* static: still reachable (not a leak) when an error exits */
+static int *start, *members;
+
+/* the playlists as start[0 .. np] into members; returns np */
+static int group_playlists(const struct pair *pairs, size_t n_pairs, const struct idmap *map)
+{
+    start = malloc(sizeof(int) * (size_t)(map->n + 1));
+    members = malloc(sizeof(int) * (n_pairs + 1));
+    if (!start || !members)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    int np = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n_pairs; i++) {
+        if (i == 0 || pairs[i].pl != pairs[i - 1].pl)
+            start[np++] = (int)k;
+        else if (pairs[i].row == pairs[i - 1].row)
+            continue; /* a track listed twice in one playlist counts once */
+        members[k++] = pairs[i].row;
+    }
+    start[np] = (int)k;
+    return np;
+}
+
+static void print_result(const struct opts *o, const struct cmr_knn_result *res, const struct cmr_vectors *vs)
+{
+    const struct cmr_knn_cfg *cfg = &o->cfg;
+    if (o->json) {
+        printf("{\"hr10\":%.10g,\"mpr\":%.10g,\"playlists\":%lld,\"skipped\":%lld,\"items\":%lld,"
+               "\"hits\":%lld,\"queries\":%d,\"negatives\":",
+               res->hr, res->mpr, (long long)res->playlists, (long long)res->skipped, (long long)res->items,
+               (long long)res->hits, cfg->queries);
+        if (cfg->negatives < 0)
+            printf("\"all\"");
+        else
+            printf("%d", cfg->negatives);
+        printf(",\"shuffle\":%s,\"seed\":%llu}\n", cfg->shuffle ? "true" : "false",
+               (unsigned long long)cfg->seed);
+    } else {
+        printf("cmr-knn: %d tracks, %d features; %lld playlists evaluated, %lld skipped (<= %d tracks)\n",
+               vs->n, vs->d, (long long)res->playlists, (long long)res->skipped, cfg->queries);
+        printf("HR@10 %.4f   MPR %.4f   (%lld items, %lld hits; %d queries, ", res->hr, res->mpr,
+               (long long)res->items, (long long)res->hits, cfg->queries);
+        if (cfg->negatives < 0)
+            printf("all outside tracks as negatives");
+        else
+            printf("%d negatives, seed %llu", cfg->negatives, (unsigned long long)cfg->seed);
+        printf("%s)\n", cfg->shuffle ? ", shuffled queries" : "");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.pl_key = "playlists"};
+    cli_init("cmr-knn");
+    o.cfg = cmr_knn_cfg_default();
+    parse_options(argc, argv, &o);
+
+    /* set up: the vectors and their playlists */
+    struct cmr_reader *rd = cli_open_reader(o.input);
     struct cmr_frame hdr;
     cmr_frame_init(&hdr);
     cli_read_header(rd, &hdr);
@@ -273,63 +370,22 @@ int main(int argc, char **argv)
                  vs.n_failed == 1 ? "is" : "are");
     if (vs.n == 0)
         cli_die(CLI_EXIT_DATA, "no vectors in the input");
-
     char **col = NULL;
-    if (pl_file) {
+    if (o.pl_file) {
         int missing = 0;
-        col = read_playlist_file(pl_file, &vs, &missing);
+        col = read_playlist_file(o.pl_file, &vs, &missing);
         if (missing)
-            cli_warn("%s: %d track%s not in the input: left out of the playlists", pl_file, missing,
+            cli_warn("%s: %d track%s not in the input: left out of the playlists", o.pl_file, missing,
                      missing == 1 ? "" : "s");
     }
-
-    /* (playlist, row) pairs, rows in stream order */
     struct idmap map = {0};
-    struct pair *pairs = NULL;
-    size_t n_pairs = 0, cap_pairs = 0;
-    for (int i = 0; i < vs.n; i++) {
-        const char *v = col ? col[i] : cmr_vectors_meta(&vs, i, pl_key);
-        if (!v || !*v)
-            continue;
-        char *copy = strdup(v), *save = NULL;
-        if (!copy)
-            cli_die(CLI_EXIT_DATA, "out of memory");
-        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-            if (n_pairs == cap_pairs) {
-                cap_pairs = cap_pairs ? 2 * cap_pairs : 1024;
-                if (!(pairs = realloc(pairs, sizeof *pairs * cap_pairs)))
-                    cli_die(CLI_EXIT_DATA, "out of memory");
-            }
-            pairs[n_pairs].pl = idmap_get(&map, t);
-            pairs[n_pairs].row = i;
-            n_pairs++;
-        }
-        free(copy);
-    }
-    if (map.n == 0)
-        cli_die(CLI_EXIT_DATA, "no playlists: no track has '%s' %s", pl_file ? "playlists" : pl_key,
-                pl_file ? "in the playlist file" : "metadata");
-    g_map = &map;
-    qsort(pairs, n_pairs, sizeof *pairs, cmp_pair);
-    /* static: still reachable (not a leak) when an error below exits */
-    static int *start, *members;
-    start = malloc(sizeof(int) * (size_t)(map.n + 1));
-    members = malloc(sizeof(int) * (n_pairs + 1));
-    if (!start || !members)
-        cli_die(CLI_EXIT_DATA, "out of memory");
-    int np = 0;
-    size_t k = 0;
-    for (size_t i = 0; i < n_pairs; i++) {
-        if (i == 0 || pairs[i].pl != pairs[i - 1].pl)
-            start[np++] = (int)k;
-        else if (pairs[i].row == pairs[i - 1].row)
-            continue; /* a track listed twice in one playlist counts once */
-        members[k++] = pairs[i].row;
-    }
-    start[np] = (int)k;
+    size_t n_pairs;
+    struct pair *pairs = collect_pairs(&o, &vs, col, &map, &n_pairs);
+    int np = group_playlists(pairs, n_pairs, &map);
 
+    /* run */
     struct cmr_knn_result res;
-    rc = cmr_knn_eval(&cfg, vs.X, vs.n, vs.d, start, members, np, &res, &err);
+    rc = cmr_knn_eval(&o.cfg, vs.X, vs.n, vs.d, start, members, np, &res, &err);
     if (rc != CMR_OK) {
         /* name the playlist rather than its number: "knn: playlist 7: ..." */
         const char *p = strstr(err.msg, "playlist ");
@@ -344,29 +400,8 @@ int main(int argc, char **argv)
                  "against every query", (long long)res.zero_vectors, vs.n);
     if (res.skipped)
         cli_info("%lld playlist%s with at most %d tracks skipped", (long long)res.skipped,
-                 res.skipped == 1 ? "" : "s", cfg.queries);
-    if (json) {
-        printf("{\"hr10\":%.10g,\"mpr\":%.10g,\"playlists\":%lld,\"skipped\":%lld,\"items\":%lld,"
-               "\"hits\":%lld,\"queries\":%d,\"negatives\":",
-               res.hr, res.mpr, (long long)res.playlists, (long long)res.skipped, (long long)res.items,
-               (long long)res.hits, cfg.queries);
-        if (cfg.negatives < 0)
-            printf("\"all\"");
-        else
-            printf("%d", cfg.negatives);
-        printf(",\"shuffle\":%s,\"seed\":%llu}\n", cfg.shuffle ? "true" : "false",
-               (unsigned long long)cfg.seed);
-    } else {
-        printf("cmr-knn: %d tracks, %d features; %lld playlists evaluated, %lld skipped (<= %d tracks)\n",
-               vs.n, vs.d, (long long)res.playlists, (long long)res.skipped, cfg.queries);
-        printf("HR@10 %.4f   MPR %.4f   (%lld items, %lld hits; %d queries, ", res.hr, res.mpr,
-               (long long)res.items, (long long)res.hits, cfg.queries);
-        if (cfg.negatives < 0)
-            printf("all outside tracks as negatives");
-        else
-            printf("%d negatives, seed %llu", cfg.negatives, (unsigned long long)cfg.seed);
-        printf("%s)\n", cfg.shuffle ? ", shuffled queries" : "");
-    }
+                 res.skipped == 1 ? "" : "s", o.cfg.queries);
+    print_result(&o, &res, &vs);
     for (int i = 0; col && i < vs.n; i++)
         free(col[i]);
     free(col);

@@ -140,18 +140,18 @@ static int info_safetensors(const char *path)
     printf("file        %s (safetensors, not a cmr model file: convert with 'cmr-model import')\n", path);
     size_t total = 0;
     for (int i = 0; i < st->n_tensors; i++)
-        total += cmr_st_numel(&st->tensors[i]);
+        total += cmr_safetensors_numel(&st->tensors[i]);
     printf("tensors     %d, %zu values\n", st->n_tensors, total);
     for (int i = 0; i < st->n_meta; i++)
         printf("meta        %s = %s\n", st->meta[i].key, st->meta[i].val);
     float *buf = NULL;
     for (int i = 0; i < st->n_tensors; i++) {
-        const struct cmr_st_tensor *t = &st->tensors[i];
+        const struct cmr_safetensors_tensor *t = &st->tensors[i];
         char sh[96];
-        size_t n = cmr_st_numel(t);
+        size_t n = cmr_safetensors_numel(t);
         shape_str(sh, sizeof sh, t->ndim, t->shape);
         if (!n) {
-            printf("  %-40s %-4s %-18s (empty)\n", t->name, cmr_st_dtype_name(t->dtype), sh);
+            printf("  %-40s %-4s %-18s (empty)\n", t->name, cmr_safetensors_dtype_name(t->dtype), sh);
             continue;
         }
         float *nb = realloc(buf, n * sizeof *buf);
@@ -162,7 +162,7 @@ static int info_safetensors(const char *path)
         double mean, sd, mn, mx;
         tensor_stats(buf, n, &mean, &sd, &mn, &mx);
         printf("  %-40s %-4s %-18s mean %+.4g std %.4g min %+.4g max %+.4g\n", t->name,
-               cmr_st_dtype_name(t->dtype), sh, mean, sd, mn, mx);
+               cmr_safetensors_dtype_name(t->dtype), sh, mean, sd, mn, mx);
     }
     free(buf);
     cmr_safetensors_free(st);
@@ -280,7 +280,7 @@ static int cmd_init(const struct opts *o, const char *out)
     mel_opts(o);
     if (o->kind != CMR_MODEL_CPC && (o->given & (G_HIDDEN | G_STEPS | G_CONTEXT)))
         cli_usage_error("--hidden, --steps and --context are for --kind cpc");
-    cmr_model_cfg_default(&cfg, (enum cmr_model_kind)o->kind, o->width);
+    cfg = cmr_model_cfg_default((enum cmr_model_kind)o->kind, o->width);
     if (o->emb) {
         cfg.emb = o->emb;
         if (cfg.kind == CMR_MODEL_MULTI)

@@ -397,7 +397,8 @@ static void put_header(struct state *s, struct cmr_frame *hdr, long tracks)
     cli_put(s->w, hdr);
 }
 
-int main(int argc, char **argv)
+/* the options into s; returns the input (NULL or "-": stdin) and *force */
+static const char *parse_options(int argc, char **argv, struct state *s, int *force)
 {
     enum { O_SEED = 256, O_NO_SHUFFLE, O_SEGMENT, O_CROP, O_GAP, O_CONTEXT, O_PREDICT, O_MAX, O_FORCE };
     static const struct option opts[] = {
@@ -416,20 +417,7 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    struct state s;
-    struct cmr_frame hdr, fr;
-    const char *input = NULL;
-    int force = 0, c, seq_opts = 0;
-
-    memset(&s, 0, sizeof s);
-    cmr_pair_cfg_default(&s.cfg, 16000);
-    s.segment_s = 3;
-    s.crop_s = 3.6;
-    s.gap_s = 0.5;
-    s.max_s = 600;
-    s.epochs = 1;
-    s.shuffle = 1;
-    cli_init("cmr-pair");
+    int c, seq_opts = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":s:e:qvh", opts, NULL)) != -1) {
         switch (c) {
@@ -437,117 +425,158 @@ int main(int argc, char **argv)
             int st = cmr_pair_strategy_parse(optarg);
             if (st < 0)
                 cli_usage_error("--strategy takes self, adjacent, random or sequence, got '%s'", optarg);
-            s.cfg.strategy = (enum cmr_pair_strategy)st;
+            s->cfg.strategy = (enum cmr_pair_strategy)st;
             break;
         }
-        case O_SEED: s.seed = cli_seed("--seed", optarg); break;
-        case 'e': s.epochs = cli_long("--epochs", optarg, 1, 1000000); break;
-        case O_NO_SHUFFLE: s.shuffle = 0; break;
-        case O_SEGMENT: s.segment_s = cli_double("--segment", optarg, 0.1, 60); break;
-        case O_CROP: s.crop_s = cli_double("--crop", optarg, 0.1, 60); break;
-        case O_GAP: s.gap_s = cli_double("--gap", optarg, 0, 60); break;
-        case O_CONTEXT: s.cfg.context = (int)cli_long("--context", optarg, 1, 60); seq_opts = 1; break;
-        case O_PREDICT: s.cfg.predict = (int)cli_long("--predict", optarg, 1, 60); seq_opts = 1; break;
-        case O_MAX: s.max_s = cli_double("--max-seconds", optarg, 1, 86400); break;
-        case O_FORCE: force = 1; break;
+        case O_SEED: s->seed = cli_seed("--seed", optarg); break;
+        case 'e': s->epochs = cli_long("--epochs", optarg, 1, 1000000); break;
+        case O_NO_SHUFFLE: s->shuffle = 0; break;
+        case O_SEGMENT: s->segment_s = cli_double("--segment", optarg, 0.1, 60); break;
+        case O_CROP: s->crop_s = cli_double("--crop", optarg, 0.1, 60); break;
+        case O_GAP: s->gap_s = cli_double("--gap", optarg, 0, 60); break;
+        case O_CONTEXT: s->cfg.context = (int)cli_long("--context", optarg, 1, 60); seq_opts = 1; break;
+        case O_PREDICT: s->cfg.predict = (int)cli_long("--predict", optarg, 1, 60); seq_opts = 1; break;
+        case O_MAX: s->max_s = cli_double("--max-seconds", optarg, 1, 86400); break;
+        case O_FORCE: *force = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
         default: cli_bad_option(argv, c);
         }
     }
-    input = cli_one_input(argc, argv);
-    if (s.crop_s < s.segment_s)
-        cli_usage_error("--crop (%g s) should be at least --segment (%g s)", s.crop_s, s.segment_s);
-    if (seq_opts && s.cfg.strategy != CMR_PAIR_SEQUENCE)
+    const char *input = cli_one_input(argc, argv);
+    if (s->crop_s < s->segment_s)
+        cli_usage_error("--crop (%g s) should be at least --segment (%g s)", s->crop_s, s->segment_s);
+    if (seq_opts && s->cfg.strategy != CMR_PAIR_SEQUENCE)
         cli_usage_error("--context and --predict need --strategy sequence");
-    if (s.max_s < min_seconds(&s))
-        cli_usage_error("--max-seconds %g is below the %g s the %s strategy needs", s.max_s, min_seconds(&s),
-                        cmr_pair_strategy_name(s.cfg.strategy));
+    if (s->max_s < min_seconds(s))
+        cli_usage_error("--max-seconds %g is below the %g s the %s strategy needs", s->max_s, min_seconds(s),
+                        cmr_pair_strategy_name(s->cfg.strategy));
+    return input;
+}
 
+/* one pass over the stream, one track at a time (--no-shuffle, one epoch) */
+static void run_streaming(struct state *s, const char *input, struct cmr_frame *hdr)
+{
+    struct cmr_frame fr;
+    struct cmr_reader *rd = cli_open_reader(input);
+    cmr_frame_init(&fr);
+    cli_read_header(rd, hdr);
+    put_header(s, hdr, -1);
+    while (cli_next(rd, &fr)) {
+        if (fr.type == CMR_FRAME_HEADER)
+            continue;
+        read_track(s, rd, &fr, 1);
+        if (usable(s))
+            emit(s, 0);
+    }
+    cmr_frame_free(&fr);
+    cmr_reader_free(rd);
+}
+
+/* the input as a seekable file (stdin spooled when it is not one): its fd,
+ * and in *base where the stream starts */
+static int open_indexed(const char *input, const char *name, int64_t *base)
+{
+    int fd = STDIN_FILENO;
+    struct stat st;
+    if (input && strcmp(input, "-") != 0) {
+        if ((fd = open(input, O_RDONLY)) < 0)
+            cli_die(CLI_EXIT_DATA, "%s: %s", input, strerror(errno));
+    } else if (isatty(STDIN_FILENO)) {
+        cli_usage_error("no input: stdin is a terminal; pipe frames in (e.g. from cmr-resample)");
+    }
+    if (fstat(fd, &st) != 0)
+        cli_die(CLI_EXIT_DATA, "%s: %s", name, strerror(errno));
+    *base = 0;
+    if (!S_ISREG(st.st_mode))
+        fd = spool(fd);
+    else if ((*base = (int64_t)lseek(fd, 0, SEEK_CUR)) < 0)
+        cli_die(CLI_EXIT_DATA, "%s: %s", name, strerror(errno));
+    return fd;
+}
+
+/* an index of the tracks, then each epoch re-reads them in its own order */
+static void run_indexed(struct state *s, const char *input, struct cmr_frame *hdr)
+{
+    const char *name = input && strcmp(input, "-") != 0 ? input : "stdin";
+    int64_t base;
+    int fd = open_indexed(input, name, &base);
+    struct cmr_reader *rd = cmr_reader_new(fd, name);
+    if (!rd)
+        oom();
+    cli_read_header(rd, hdr);
+    size_t count;
+    struct entry *e = index_input(s, rd, base, &count);
+    cmr_reader_free(rd);
+    put_header(s, hdr, (long)count);
+
+    struct cmr_frame small;
+    void *hbytes;
+    size_t hlen, buf_cap = 0;
+    unsigned char *buf = NULL;
+    size_t *perm = malloc((count ? count : 1) * sizeof *perm);
+    cmr_frame_init(&small);
+    if (!perm || cmr_frame_make_header(&small, "cmr-pair") != CMR_OK ||
+        cmr_frame_pack(&small, &hbytes, &hlen) != CMR_OK)
+        oom();
+    for (long ep = 0; ep < s->epochs && count > 0; ep++) {
+        if (s->shuffle) {
+            struct cmr_rng r;
+            cmr_rng_split(&s->order, (uint64_t)ep, &r);
+            cmr_pair_shuffle(&r, perm, count);
+        } else {
+            for (size_t i = 0; i < count; i++)
+                perm[i] = i;
+        }
+        for (size_t i = 0; i < count; i++) {
+            replay(s, fd, name, &e[perm[i]], hbytes, hlen, &buf, &buf_cap);
+            emit(s, ep);
+        }
+    }
+    for (size_t i = 0; i < count; i++)
+        free(e[i].id);
+    free(e);
+    free(perm);
+    free(buf);
+    free(hbytes);
+    cmr_frame_free(&small);
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    struct state s;
+    struct cmr_frame hdr;
+    int force = 0;
+
+    memset(&s, 0, sizeof s);
+    s.cfg = cmr_pair_cfg_default(16000);
+    s.segment_s = 3;
+    s.crop_s = 3.6;
+    s.gap_s = 0.5;
+    s.max_s = 600;
+    s.epochs = 1;
+    s.shuffle = 1;
+    cli_init("cmr-pair");
+    const char *input = parse_options(argc, argv, &s, &force);
+
+    /* set up */
     struct cmr_rng root;
     cmr_rng_seed(&root, s.seed);
     cmr_rng_split(&root, 0, &s.draws);
     cmr_rng_split(&root, 1, &s.order);
     cmr_frame_init(&hdr);
-    cmr_frame_init(&fr);
     cmr_frame_init(&s.out);
     cmr_frame_init(&s.end);
     cmr_frame_init(&s.meta);
     s.w = cli_stdout_writer(force);
 
-    if (!s.shuffle && s.epochs == 1) {
-        /* streaming */
-        struct cmr_reader *rd = cli_open_reader(input);
-        cli_read_header(rd, &hdr);
-        put_header(&s, &hdr, -1);
-        while (cli_next(rd, &fr)) {
-            if (fr.type == CMR_FRAME_HEADER)
-                continue;
-            read_track(&s, rd, &fr, 1);
-            if (usable(&s))
-                emit(&s, 0);
-        }
-        cmr_reader_free(rd);
-    } else {
-        /* indexed */
-        const char *name = input && strcmp(input, "-") != 0 ? input : "stdin";
-        int fd = STDIN_FILENO;
-        struct stat st;
-        if (input && strcmp(input, "-") != 0) {
-            if ((fd = open(input, O_RDONLY)) < 0)
-                cli_die(CLI_EXIT_DATA, "%s: %s", input, strerror(errno));
-        } else if (isatty(STDIN_FILENO)) {
-            cli_usage_error("no input: stdin is a terminal; pipe frames in (e.g. from cmr-resample)");
-        }
-        if (fstat(fd, &st) != 0)
-            cli_die(CLI_EXIT_DATA, "%s: %s", name, strerror(errno));
-        int64_t base = 0;
-        if (!S_ISREG(st.st_mode))
-            fd = spool(fd);
-        else if ((base = (int64_t)lseek(fd, 0, SEEK_CUR)) < 0)
-            cli_die(CLI_EXIT_DATA, "%s: %s", name, strerror(errno));
-        struct cmr_reader *rd = cmr_reader_new(fd, name);
-        if (!rd)
-            oom();
-        cli_read_header(rd, &hdr);
-        size_t count;
-        struct entry *e = index_input(&s, rd, base, &count);
-        cmr_reader_free(rd);
-        put_header(&s, &hdr, (long)count);
-
-        struct cmr_frame small;
-        void *hbytes;
-        size_t hlen, buf_cap = 0;
-        unsigned char *buf = NULL;
-        size_t *perm = malloc((count ? count : 1) * sizeof *perm);
-        cmr_frame_init(&small);
-        if (!perm || cmr_frame_make_header(&small, "cmr-pair") != CMR_OK ||
-            cmr_frame_pack(&small, &hbytes, &hlen) != CMR_OK)
-            oom();
-        for (long ep = 0; ep < s.epochs && count > 0; ep++) {
-            if (s.shuffle) {
-                struct cmr_rng r;
-                cmr_rng_split(&s.order, (uint64_t)ep, &r);
-                cmr_pair_shuffle(&r, perm, count);
-            } else {
-                for (size_t i = 0; i < count; i++)
-                    perm[i] = i;
-            }
-            for (size_t i = 0; i < count; i++) {
-                replay(&s, fd, name, &e[perm[i]], hbytes, hlen, &buf, &buf_cap);
-                emit(&s, ep);
-            }
-        }
-        for (size_t i = 0; i < count; i++)
-            free(e[i].id);
-        free(e);
-        free(perm);
-        free(buf);
-        free(hbytes);
-        cmr_frame_free(&small);
-        close(fd);
-    }
+    /* run */
+    if (!s.shuffle && s.epochs == 1)
+        run_streaming(&s, input, &hdr);
+    else
+        run_indexed(&s, input, &hdr);
 
     double need = min_seconds(&s);
     if (s.too_short)
@@ -560,7 +589,6 @@ int main(int argc, char **argv)
                  s.truncated, s.tracks, s.max_s, s.max_s);
     int none = s.tracks > 0 && s.too_short + s.failed == s.tracks;
     cmr_frame_free(&hdr);
-    cmr_frame_free(&fr);
     cmr_frame_free(&s.out);
     cmr_frame_free(&s.end);
     cmr_frame_free(&s.meta);

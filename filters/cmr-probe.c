@@ -275,7 +275,16 @@ static void report_tags(const struct cmr_probe_result *r, const struct cmr_probe
     }
 }
 
-int main(int argc, char **argv)
+/* the command line */
+struct opts {
+    struct cmr_probe_cfg grid;
+    const char *input, *label_key, *split_key;
+    int which; /* 1 svm, 2 logreg, 3 both */
+    int tags_mode, json;
+    double tol;
+};
+
+static void parse_options(int argc, char **argv, struct opts *o)
 {
     static const struct option opts[] = {
         {"classifier", required_argument, NULL, 'c'},
@@ -289,49 +298,158 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    struct cmr_probe_cfg grid;
-    const char *input = NULL, *label_key = NULL, *split_key = "split";
-    int which = 3, tags_mode = 0, json = 0, c;
-    double tol = CMR_PROBE_DEFAULT_TOL;
-
-    cli_init("cmr-probe");
-    cmr_probe_cfg_default(&grid, CMR_PROBE_SVM);
+    int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:C:Tjqvh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             if (!strcmp(optarg, "svm"))
-                which = 1;
+                o->which = 1;
             else if (!strcmp(optarg, "logreg"))
-                which = 2;
+                o->which = 2;
             else if (!strcmp(optarg, "both"))
-                which = 3;
+                o->which = 3;
             else
                 cli_usage_error("--classifier takes svm, logreg or both, got '%s'", optarg);
             break;
-        case 'C': parse_grid(optarg, &grid); break;
-        case 'o': tol = cli_double("--tol", optarg, 1e-8, 1); break;
-        case 'T': tags_mode = 1; break;
+        case 'C': parse_grid(optarg, &o->grid); break;
+        case 'o': o->tol = cli_double("--tol", optarg, 1e-8, 1); break;
+        case 'T': o->tags_mode = 1; break;
         case 'L':
-            label_key = cli_nonempty("--label-key", "a metadata key", optarg);
+            o->label_key = cli_nonempty("--label-key", "a metadata key", optarg);
             break;
         case 'S':
-            split_key = cli_nonempty("--split-key", "a metadata key", optarg);
+            o->split_key = cli_nonempty("--split-key", "a metadata key", optarg);
             break;
-        case 'j': json = 1; break;
+        case 'j': o->json = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
         default: cli_bad_option(argv, c);
         }
     }
-    input = cli_one_input(argc, argv);
-    if (tags_mode && which == 1)
+    o->input = cli_one_input(argc, argv);
+    if (o->tags_mode && o->which == 1)
         cli_usage_error("--tags uses logistic regression only; drop --classifier svm");
-    if (!label_key)
-        label_key = tags_mode ? "tags" : "label";
+    if (!o->label_key)
+        o->label_key = o->tags_mode ? "tags" : "label";
+}
 
-    struct cmr_reader *rd = cli_open_reader(input);
+/* each track's split, and the names of its classes (or tags) */
+static int *read_splits(const struct opts *o, const struct cmr_vectors *vs, struct names *names)
+{
+    int n = vs->n, left_out = 0;
+    int *split = malloc(sizeof(int) * (size_t)n);
+    if (!split)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    cli_keep(split);
+    for (int i = 0; i < n; i++) {
+        const char *s = cmr_vectors_meta(vs, i, o->split_key);
+        if (!s)
+            cli_die(CLI_EXIT_DATA, "track \"%s\" has no '%s' metadata", vs->track[i], o->split_key);
+        split[i] = split_of(s);
+        if (split[i] == CMR_SPLIT_NONE) {
+            if (!left_out++)
+                cli_warn("track \"%s\": split '%s' is not training/validation/test: left out "
+                         "(further ones counted)", vs->track[i], s);
+            continue;
+        }
+        const char *l = cmr_vectors_meta(vs, i, o->label_key);
+        if (!l)
+            cli_die(CLI_EXIT_DATA, "track \"%s\" has no '%s' metadata", vs->track[i], o->label_key);
+        if (!o->tags_mode) {
+            if (!*l)
+                cli_die(CLI_EXIT_DATA, "track \"%s\" has an empty '%s'", vs->track[i], o->label_key);
+            names_add(names, l);
+        } else {
+            char *copy = strdup(l), *save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                names_add(names, t);
+            free(copy);
+        }
+    }
+    if (left_out > 1)
+        cli_warn("%d tracks left out for their split", left_out);
+    names_finish(names);
+    return split;
+}
+
+/* the labels (y) or the tag matrix (tags) of data's tracks */
+static void read_labels(const struct opts *o, const struct cmr_vectors *vs, const struct names *names,
+                        struct cmr_probe_data *data)
+{
+    int n = vs->n;
+    const int *split = data->split;
+    if (o->tags_mode) {
+        uint8_t *tagm;
+        if (names->n == 0)
+            cli_die(CLI_EXIT_DATA, "no track has a tag in '%s'", o->label_key);
+        if (!(tagm = calloc((size_t)n * names->n, 1)))
+            cli_die(CLI_EXIT_DATA, "out of memory");
+        for (int i = 0; i < n; i++) {
+            if (split[i] == CMR_SPLIT_NONE)
+                continue;
+            char *copy = strdup(cmr_vectors_meta(vs, i, o->label_key)), *save = NULL;
+            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+                tagm[(size_t)i * names->n + names_find(names, t)] = 1;
+            free(copy);
+        }
+        data->tags = tagm;
+    } else {
+        int *y = malloc(sizeof(int) * (size_t)n);
+        if (!y)
+            cli_die(CLI_EXIT_DATA, "out of memory");
+        for (int i = 0; i < n; i++)
+            y[i] = split[i] == CMR_SPLIT_NONE ? 0 : names_find(names, cmr_vectors_meta(vs, i, o->label_key));
+        data->y = y;
+    }
+}
+
+/* each classifier asked for, its grid search and its report */
+static void run_probes(const struct opts *o, const struct cmr_probe_data *data, const struct names *names)
+{
+    struct cmr_error err = {0};
+    if (!o->json) {
+        int cnt[3] = {0};
+        for (int i = 0; i < data->n; i++)
+            if (data->split[i] != CMR_SPLIT_NONE)
+                cnt[data->split[i]]++;
+        fprintf(report, "cmr-probe: %d tracks (%d training, %d validation, %d test), %d features, %d %s\n",
+               cnt[0] + cnt[1] + cnt[2], cnt[0], cnt[1], cnt[2], data->d, names->n,
+               o->tags_mode ? "tags" : "classes");
+    }
+    for (int s = CMR_PROBE_SVM; s <= CMR_PROBE_LOGREG; s++) {
+        if (o->tags_mode && s == CMR_PROBE_SVM)
+            continue;
+        if (!o->tags_mode && !(o->which & (1 << s)))
+            continue;
+        struct cmr_probe_cfg cfg = o->grid;
+        cfg.solver = s;
+        cfg.tol = o->tol;
+        struct cmr_probe_result res;
+        int rc = cmr_probe_run(&cfg, data, &res, &err);
+        if (rc != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
+        for (int i = 0; i < cfg.n_C; i++)
+            cli_info("%s: C %g: validation %s %.4f", solver_name(s), cfg.C[i],
+                     o->tags_mode ? "ROC-AUC" : "accuracy", res.val_score[i]);
+        if (o->tags_mode)
+            report_tags(&res, &cfg, names, data->d, o->json);
+        else
+            report_single(&res, &cfg, names, data->d, o->json);
+        cmr_probe_result_free(&res);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.split_key = "split", .which = 3, .tol = CMR_PROBE_DEFAULT_TOL};
+    cli_init("cmr-probe");
+    o.grid = cmr_probe_cfg_default(CMR_PROBE_SVM);
+    parse_options(argc, argv, &o);
+
+    /* set up: the vectors, their splits and labels, standardised */
+    struct cmr_reader *rd = cli_open_reader(o.input);
     struct cmr_frame hdr;
     cmr_frame_init(&hdr);
     cli_read_header(rd, &hdr);
@@ -350,107 +468,26 @@ int main(int argc, char **argv)
                  vs.n_failed == 1 ? "is" : "are");
     if (vs.n == 0)
         cli_die(CLI_EXIT_DATA, "no vectors in the input");
-
-    /* splits and labels */
-    int n = vs.n, left_out = 0;
-    int *split = malloc(sizeof(int) * (size_t)n), *y = NULL;
-    uint8_t *tagm = NULL;
     struct names names = {0};
-    if (!split)
-        cli_die(CLI_EXIT_DATA, "out of memory");
-    cli_keep(split);
-    for (int i = 0; i < n; i++) {
-        const char *s = cmr_vectors_meta(&vs, i, split_key);
-        if (!s)
-            cli_die(CLI_EXIT_DATA, "track \"%s\" has no '%s' metadata", vs.track[i], split_key);
-        split[i] = split_of(s);
-        if (split[i] == CMR_SPLIT_NONE) {
-            if (!left_out++)
-                cli_warn("track \"%s\": split '%s' is not training/validation/test: left out "
-                         "(further ones counted)", vs.track[i], s);
-            continue;
-        }
-        const char *l = cmr_vectors_meta(&vs, i, label_key);
-        if (!l)
-            cli_die(CLI_EXIT_DATA, "track \"%s\" has no '%s' metadata", vs.track[i], label_key);
-        if (!tags_mode) {
-            if (!*l)
-                cli_die(CLI_EXIT_DATA, "track \"%s\" has an empty '%s'", vs.track[i], label_key);
-            names_add(&names, l);
-        } else {
-            char *copy = strdup(l), *save = NULL;
-            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-                names_add(&names, t);
-            free(copy);
-        }
-    }
-    if (left_out > 1)
-        cli_warn("%d tracks left out for their split", left_out);
-    names_finish(&names);
-    if (tags_mode) {
-        if (names.n == 0)
-            cli_die(CLI_EXIT_DATA, "no track has a tag in '%s'", label_key);
-        if (!(tagm = calloc((size_t)n * names.n, 1)))
-            cli_die(CLI_EXIT_DATA, "out of memory");
-        for (int i = 0; i < n; i++) {
-            if (split[i] == CMR_SPLIT_NONE)
-                continue;
-            char *copy = strdup(cmr_vectors_meta(&vs, i, label_key)), *save = NULL;
-            for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-                tagm[(size_t)i * names.n + names_find(&names, t)] = 1;
-            free(copy);
-        }
-    } else {
-        if (!(y = malloc(sizeof(int) * (size_t)n)))
-            cli_die(CLI_EXIT_DATA, "out of memory");
-        for (int i = 0; i < n; i++)
-            y[i] = split[i] == CMR_SPLIT_NONE ? 0 : names_find(&names, cmr_vectors_meta(&vs, i, label_key));
-    }
-
-    struct cmr_probe_data data = {.n = n, .d = vs.d, .X = vs.X, .split = split, .y = y,
-                                  .n_classes = names.n, .tags = tagm, .n_tags = names.n};
+    int *split = read_splits(&o, &vs, &names);
+    struct cmr_probe_data data = {.n = vs.n, .d = vs.d, .X = vs.X, .split = split, .n_classes = names.n,
+                                  .n_tags = names.n};
+    read_labels(&o, &vs, &names, &data);
     double *mean = malloc(sizeof(double) * (size_t)vs.d), *scale = malloc(sizeof(double) * (size_t)vs.d);
     if (!mean || !scale)
         cli_die(CLI_EXIT_DATA, "out of memory");
     rc = cmr_probe_standardize(&data, mean, scale, &err);
     if (rc != CMR_OK)
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
-    if (!json) {
-        int cnt[3] = {0};
-        for (int i = 0; i < n; i++)
-            if (split[i] != CMR_SPLIT_NONE)
-                cnt[split[i]]++;
-        fprintf(report, "cmr-probe: %d tracks (%d training, %d validation, %d test), %d features, %d %s\n",
-               cnt[0] + cnt[1] + cnt[2], cnt[0], cnt[1], cnt[2], vs.d, names.n,
-               tags_mode ? "tags" : "classes");
-    }
-    for (int s = CMR_PROBE_SVM; s <= CMR_PROBE_LOGREG; s++) {
-        if (tags_mode && s == CMR_PROBE_SVM)
-            continue;
-        if (!tags_mode && !(which & (1 << s)))
-            continue;
-        struct cmr_probe_cfg cfg = grid;
-        cfg.solver = s;
-        cfg.tol = tol;
-        struct cmr_probe_result res;
-        rc = cmr_probe_run(&cfg, &data, &res, &err);
-        if (rc != CMR_OK)
-            cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
-        for (int i = 0; i < cfg.n_C; i++)
-            cli_info("%s: C %g: validation %s %.4f", solver_name(s), cfg.C[i],
-                     tags_mode ? "ROC-AUC" : "accuracy", res.val_score[i]);
-        if (tags_mode)
-            report_tags(&res, &cfg, &names, vs.d, json);
-        else
-            report_single(&res, &cfg, &names, vs.d, json);
-        cmr_probe_result_free(&res);
-    }
+
+    /* run */
+    run_probes(&o, &data, &names);
     for (int i = 0; i < names.n; i++)
         free(names.v[i]);
     free(names.v);
     free(split);
-    free(y);
-    free(tagm);
+    free((void *)data.y);
+    free((void *)data.tags);
     free(mean);
     free(scale);
     cmr_vectors_free(&vs);

@@ -48,7 +48,19 @@ static noreturn void usage(FILE *f, int code)
     exit(code);
 }
 
-int main(int argc, char **argv)
+/* the options and the state of the stream */
+struct run {
+    const char *kind, *input;
+    int text, force;
+    long values;
+    struct cmr_writer *w;     /* NULL with --text */
+    struct cmr_summary *s;
+    struct cmr_frame out;     /* the summary of the track in progress */
+    int dim, in_track;
+    long long n_tracks, n_skipped;
+};
+
+static void parse_options(int argc, char **argv, struct run *r)
 {
     static const struct option opts[] = {
         {"kind", required_argument, NULL, 'k'},
@@ -59,11 +71,7 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    const char *kind = NULL, *input = NULL;
-    int text = 0, force = 0, c;
-    long values = 4;
-
-    cli_init("cmr-summarize");
+    int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:tn:qvh", opts, NULL)) != -1) {
         switch (c) {
@@ -73,130 +81,148 @@ int main(int argc, char **argv)
                                 optarg);
             if (strcmp(optarg, "summary") == 0)
                 cli_usage_error("--kind summary: summary frames are summarised already");
-            kind = optarg;
+            r->kind = optarg;
             break;
-        case 't': text = 1; break;
-        case 'n': values = cli_long("--values", optarg, 0, 1000000); break;
-        case 'F': force = 1; break;
+        case 't': r->text = 1; break;
+        case 'n': r->values = cli_long("--values", optarg, 0, 1000000); break;
+        case 'F': r->force = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
         default: cli_bad_option(argv, c);
         }
     }
-    input = cli_one_input(argc, argv);
+    r->input = cli_one_input(argc, argv);
+}
 
-    struct cmr_reader *rd = cli_open_reader(input);
-    struct cmr_writer *w = text ? NULL : cli_stdout_writer(force);
-    struct cmr_frame hdr, fr, out;
+/* a tensor frame: its rows into the track's summary */
+static void add_tensor(struct run *r, const struct cmr_frame *fr)
+{
+    struct cmr_error err = {0};
+    if (r->kind && strcmp(fr->kind, r->kind))
+        cli_wrong_kind(fr, r->kind);
+    if (strcmp(fr->kind, "summary") == 0) /* a second pass would summarise mean and std again */
+        cli_die(CLI_EXIT_DATA, "track \"%s\": summary frame %lld: the input is summarised already "
+                "(cmr-summarize takes embeddings or other rows, not its own output)", fr->track,
+                (long long)fr->index);
+    if (fr->ndim > 2)
+        cli_die(CLI_EXIT_DATA,
+                "track \"%s\": %s frame %lld has rank %d; summarize takes [D] or [T, D] frames",
+                fr->track, fr->kind, (long long)fr->index, fr->ndim);
+    int d = (int)fr->shape[fr->ndim - 1];
+    int64_t rows = fr->ndim == 2 ? fr->shape[0] : 1;
+    if (!r->dim) {
+        r->dim = d;
+        if (!(r->s = cmr_summary_new(r->dim, &err)))
+            cli_die(CLI_EXIT_DATA, "%s", err.msg);
+    } else if (d != r->dim) {
+        cli_die(CLI_EXIT_DATA,
+                "track \"%s\": %s frame %lld has rows of %d values, earlier frames %d",
+                fr->track, fr->kind, (long long)fr->index, d, r->dim);
+    }
+    if (!r->in_track) {
+        /* the track's first frame: keep its metadata, rate and kind */
+        r->in_track = 1;
+        cmr_summary_reset(r->s);
+        cmr_frame_reset(&r->out);
+        int64_t shape = 2 * (int64_t)r->dim;
+        if (cmr_frame_make_tensor(&r->out, "summary", fr->track, 1, &shape) != CMR_OK ||
+            cmr_frame_meta_copy(&r->out, fr) != CMR_OK)
+            cli_die(CLI_EXIT_DATA, "out of memory");
+        r->out.rate = fr->rate;
+        r->out.index = 0;
+        r->out.offset = 0;
+    }
+    if (cmr_summary_add(r->s, fr->data, rows, &err) != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame %lld: %s", fr->track, fr->kind,
+                (long long)fr->index, err.msg);
+}
+
+/* the end of a track: its summary (a frame and an end frame, or a line of
+ * --text), or its end frame passed on when it has none */
+static void end_track(struct run *r, struct cmr_frame *fr)
+{
+    struct cmr_error err = {0};
+    if (fr->error) {
+        cli_warn("track \"%s\" failed upstream (%s): no summary", fr->track, fr->error);
+        r->n_skipped++;
+        r->in_track = 0;
+        if (!r->text) {
+            fr->frames = 0;
+            cli_put(r->w, fr);
+        }
+        return;
+    }
+    if (!r->in_track) {
+        cli_info("track \"%s\" has no tensor frames: no summary", fr->track);
+        r->n_skipped++;
+        if (!r->text)
+            cli_put(r->w, fr);
+        return;
+    }
+    r->in_track = 0;
+    if (cmr_summary_get(r->s, r->out.data, &err) != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "track \"%s\": %s", fr->track, err.msg);
+    long long rows = (long long)cmr_summary_count(r->s);
+    if (cmr_frame_info_set(&r->out, "rows", (double)rows) != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    r->n_tracks++;
+    cli_info("track \"%s\": %lld rows of %d", fr->track, rows, r->dim);
+    if (r->text) {
+        printf("%s\t%d\t%lld\t", fr->track, 2 * r->dim, rows);
+        for (long i = 0; i < r->values && i < 2 * r->dim; i++)
+            printf("%s%.6g", i ? "," : "", r->out.data[i]);
+        putchar('\n');
+        return;
+    }
+    cli_put(r->w, &r->out);
+    struct cmr_frame end;
+    cmr_frame_init(&end);
+    if (cmr_frame_make_end(&end, fr->track, 1) != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    cli_put(r->w, &end);
+    cmr_frame_free(&end);
+}
+
+int main(int argc, char **argv)
+{
+    struct run r = {.values = 4};
+    cli_init("cmr-summarize");
+    parse_options(argc, argv, &r);
+
+    /* set up */
+    struct cmr_reader *rd = cli_open_reader(r.input);
+    r.w = r.text ? NULL : cli_stdout_writer(r.force);
+    struct cmr_frame hdr, fr;
     cmr_frame_init(&hdr);
     cmr_frame_init(&fr);
-    cmr_frame_init(&out);
+    cmr_frame_init(&r.out);
     cli_read_header(rd, &hdr);
-    if (!text) {
-        if (cmr_frame_stage_param(&hdr, "kind", "%s", kind ? kind : "any") != CMR_OK)
+    if (!r.text) {
+        if (cmr_frame_stage_param(&hdr, "kind", "%s", r.kind ? r.kind : "any") != CMR_OK)
             cli_die(CLI_EXIT_DATA, "out of memory");
-        cli_put(w, &hdr);
+        cli_put(r.w, &hdr);
     }
 
-    struct cmr_summary *s = NULL;
-    struct cmr_error err = {0};
-    int dim = 0, in_track = 0;
-    long long n_tracks = 0, n_skipped = 0;
+    /* run */
     while (cli_next(rd, &fr)) {
         if (fr.type == CMR_FRAME_HEADER)
             continue; /* a joined stream: its header is not copied */
-        if (fr.type == CMR_FRAME_TENSOR) {
-            if (kind && strcmp(fr.kind, kind))
-                cli_wrong_kind(&fr, kind);
-            if (strcmp(fr.kind, "summary") == 0) /* a second pass would summarise mean and std again */
-                cli_die(CLI_EXIT_DATA, "track \"%s\": summary frame %lld: the input is summarised already "
-                        "(cmr-summarize takes embeddings or other rows, not its own output)", fr.track,
-                        (long long)fr.index);
-            if (fr.ndim > 2)
-                cli_die(CLI_EXIT_DATA,
-                        "track \"%s\": %s frame %lld has rank %d; summarize takes [D] or [T, D] frames",
-                        fr.track, fr.kind, (long long)fr.index, fr.ndim);
-            int d = (int)fr.shape[fr.ndim - 1];
-            int64_t rows = fr.ndim == 2 ? fr.shape[0] : 1;
-            if (!dim) {
-                dim = d;
-                if (!(s = cmr_summary_new(dim, &err)))
-                    cli_die(CLI_EXIT_DATA, "%s", err.msg);
-            } else if (d != dim) {
-                cli_die(CLI_EXIT_DATA,
-                        "track \"%s\": %s frame %lld has rows of %d values, earlier frames %d",
-                        fr.track, fr.kind, (long long)fr.index, d, dim);
-            }
-            if (!in_track) {
-                /* the track's first frame: keep its metadata, rate and kind */
-                in_track = 1;
-                cmr_summary_reset(s);
-                cmr_frame_reset(&out);
-                int64_t shape = 2 * (int64_t)dim;
-                if (cmr_frame_make_tensor(&out, "summary", fr.track, 1, &shape) != CMR_OK ||
-                    cmr_frame_meta_copy(&out, &fr) != CMR_OK)
-                    cli_die(CLI_EXIT_DATA, "out of memory");
-                out.rate = fr.rate;
-                out.index = 0;
-                out.offset = 0;
-            }
-            if (cmr_summary_add(s, fr.data, rows, &err) != CMR_OK)
-                cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame %lld: %s", fr.track, fr.kind,
-                        (long long)fr.index, err.msg);
-            continue;
-        }
-        /* end of track */
-        if (fr.error) {
-            cli_warn("track \"%s\" failed upstream (%s): no summary", fr.track, fr.error);
-            n_skipped++;
-            in_track = 0;
-            if (!text) {
-                fr.frames = 0;
-                cli_put(w, &fr);
-            }
-            continue;
-        }
-        if (!in_track) {
-            cli_info("track \"%s\" has no tensor frames: no summary", fr.track);
-            n_skipped++;
-            if (!text)
-                cli_put(w, &fr);
-            continue;
-        }
-        in_track = 0;
-        if (cmr_summary_get(s, out.data, &err) != CMR_OK)
-            cli_die(CLI_EXIT_DATA, "track \"%s\": %s", fr.track, err.msg);
-        long long rows = (long long)cmr_summary_count(s);
-        if (cmr_frame_info_set(&out, "rows", (double)rows) != CMR_OK)
-            cli_die(CLI_EXIT_DATA, "out of memory");
-        n_tracks++;
-        cli_info("track \"%s\": %lld rows of %d", fr.track, rows, dim);
-        if (text) {
-            printf("%s\t%d\t%lld\t", fr.track, 2 * dim, rows);
-            for (long i = 0; i < values && i < 2 * dim; i++)
-                printf("%s%.6g", i ? "," : "", out.data[i]);
-            putchar('\n');
-            continue;
-        }
-        cli_put(w, &out);
-        struct cmr_frame end;
-        cmr_frame_init(&end);
-        if (cmr_frame_make_end(&end, fr.track, 1) != CMR_OK)
-            cli_die(CLI_EXIT_DATA, "out of memory");
-        cli_put(w, &end);
-        cmr_frame_free(&end);
+        if (fr.type == CMR_FRAME_TENSOR)
+            add_tensor(&r, &fr);
+        else
+            end_track(&r, &fr);
     }
-    cli_info("%lld tracks summarised, %lld without a summary", n_tracks, n_skipped);
-    cmr_summary_free(s);
+    cli_info("%lld tracks summarised, %lld without a summary", r.n_tracks, r.n_skipped);
+    cmr_summary_free(r.s);
     cmr_frame_free(&hdr);
     cmr_frame_free(&fr);
-    cmr_frame_free(&out);
+    cmr_frame_free(&r.out);
     cmr_reader_free(rd);
-    if (w) {
-        if (cmr_writer_flush(w) != CMR_OK)
+    if (r.w) {
+        if (cmr_writer_flush(r.w) != CMR_OK)
             cli_die(CLI_EXIT_DATA, "error: writing output failed");
-        cmr_writer_free(w);
+        cmr_writer_free(r.w);
     }
     cli_finish_stdout();
     return CLI_EXIT_OK;

@@ -29,8 +29,8 @@
 #include "train.h"
 #include "train-mpi.h"
 #include "util/atomic.h"
+#include "util/clock.h"
 
-#define SEG ((size_t)CMR_MODEL_T * CMR_MODEL_F)
 
 static noreturn void usage(FILE *f, int code)
 {
@@ -108,13 +108,6 @@ static noreturn void usage(FILE *f, int code)
 }
 
 /* monotonic seconds */
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void fmt_duration(char *b, size_t n, double s)
 {
     if (!(s >= 0) || s > 1e8)
@@ -138,7 +131,7 @@ static uint64_t fnv1a(uint64_t h, const char *s)
 
 struct run {
     struct cmr_model *m;
-    struct cmr_trainer *t;
+    struct cmr_train *t;
     const char *out;
     long every;
     FILE *log;
@@ -160,7 +153,7 @@ struct run {
 static void save(struct run *r)
 {
     struct cmr_error err = {0};
-    int rc = r->d ? cmr_dist_save(r->d, r->out, &err) : cmr_trainer_save(r->t, r->out, &err);
+    int rc = r->d ? cmr_dist_save(r->d, r->out, &err) : cmr_train_save(r->t, r->out, &err);
     if (rc)
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
     r->saved_step = r->m->train.step;
@@ -177,10 +170,10 @@ static void progress_clear(struct run *r)
 static void step(struct run *r)
 {
     struct cmr_error err = {0};
-    struct cmr_train_step s;
+    struct cmr_train_result s;
     int64_t label = r->t->epoch;
     if (r->eval) {
-        int rc = cmr_trainer_eval(r->t, &s, &err);
+        int rc = cmr_train_eval(r->t, &s, &err);
         if (rc)
             cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
         if (s.total) {
@@ -194,7 +187,7 @@ static void step(struct run *r)
         return;
     }
     int rc = r->d ? cmr_dist_step(r->d, r->t->n < r->t->cfg.batch, r->eof, &s, NULL, &err)
-                  : cmr_trainer_step(r->t, &s, &err);
+                  : cmr_train_step(r->t, &s, &err);
     if (rc) {
         progress_clear(r);
         if (r->log)
@@ -210,7 +203,7 @@ static void step(struct run *r)
                      label, s.n);
         return;
     }
-    double t = now(), dt = t - r->t_last;
+    double t = cmr_now(), dt = t - r->t_last;
     r->t_last = t;
     int64_t segs = (int64_t)s.n * r->t->rows * (r->d ? r->d->size : 1);
     r->segs_epoch += segs;
@@ -248,9 +241,9 @@ static void end_epoch(struct run *r)
         r->t->in_epoch = 0;
         return;
     }
-    if (!cmr_trainer_end_epoch(r->t, &e))
+    if (!cmr_train_end_epoch(r->t, &e))
         return;
-    double t = now(), secs = t - r->t_epoch;
+    double t = cmr_now(), secs = t - r->t_epoch;
     progress_clear(r);
     if (!cli_quiet) {
         char msg[160] = "";
@@ -332,7 +325,19 @@ static FILE *log_reopen(const char *path, int64_t step, double *elapsed)
     return f;
 }
 
-int main(int argc, char **argv)
+/* the command line */
+struct opts {
+    const char *kind_s, *stats_path, *init_path, *resume_path, *log_path, *eval_path, *input;
+    enum cmr_model_kind kind;
+    double width;
+    long context, predict, epochs, threads;
+    int have_seed, mpi;
+    struct cmr_train_cfg tc;
+    struct cmr_dist_cfg dc;
+};
+
+/* the options into o and r (--out, --checkpoint-every), with their usage checks */
+static void parse_options(int argc, char **argv, struct opts *o, struct run *r)
 {
     enum { O_CONTEXT = 256, O_PREDICT, O_STATS, O_INIT, O_RESUME, O_LR, O_PATIENCE, O_FACTOR, O_MAXLOSS, O_EVAL,
            O_MPI, O_SYNC_BN, O_MPI_INPUT, O_MPI_CHECK };
@@ -365,205 +370,205 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    struct cmr_train_cfg tc;
-    struct cmr_error err = {0};
-    const char *kind_s = NULL, *stats_path = NULL, *init_path = NULL, *resume_path = NULL, *log_path = NULL, *eval_path = NULL,
-               *input = NULL;
-    double width = 0;
-    long context = 4, predict = 2, epochs = 0, threads = 1;
-    int c, have_seed = 0, mpi = 0, mpi_opts = 0;
-    struct run r;
-    struct cmr_dist_cfg dc;
-
-    memset(&r, 0, sizeof r);
-    r.every = 100;
-    r.saved_step = -1;
-    cmr_train_cfg_default(&tc);
-    cmr_dist_cfg_default(&dc);
-    cli_init("cmr-train");
+    int c, mpi_opts = 0;
+    struct cmr_train_cfg *tc = &o->tc;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":m:w:s:b:t:e:j:o:c:l:qvh", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': kind_s = optarg; break;
-        case 'w': width = cli_double("--width", optarg, 1e-3, 4); break;
-        case O_CONTEXT: context = cli_long("--context", optarg, 1, 64); break;
-        case O_PREDICT: predict = cli_long("--predict", optarg, 1, CMR_MODEL_MAX_K); break;
-        case 's': tc.seed = cli_seed("--seed", optarg); have_seed = 1; break;
-        case O_STATS: stats_path = optarg; break;
-        case O_INIT: init_path = optarg; break;
-        case O_RESUME: resume_path = optarg; break;
-        case O_EVAL: eval_path = optarg; break;
-        case 'b': tc.batch = (int)cli_long("--batch", optarg, 2, 4096); break;
-        case O_LR: tc.lr = cli_double("--lr", optarg, 1e-12, 10); break;
-        case 't': tc.tau = cli_double("--temperature", optarg, 1e-6, 1e6); break;
-        case O_PATIENCE: tc.patience = (int)cli_long("--patience", optarg, 0, 1000000); break;
-        case O_FACTOR: tc.factor = cli_double("--factor", optarg, 1e-6, 1); break;
-        case 'e': epochs = cli_long("--epochs", optarg, 0, 1000000000); break;
-        case O_MAXLOSS: tc.max_loss = cli_double("--max-loss", optarg, 1e-9, 1e30); break;
-        case 'j': threads = cli_long("--threads", optarg, 1, 64); break;
-        case 'o': r.out = optarg; break;
-        case 'c': r.every = cli_long("--checkpoint-every", optarg, 0, 1000000000); break;
-        case 'l': log_path = optarg; break;
-        case O_MPI: mpi = 1; break;
-        case O_SYNC_BN: dc.sync_bn = mpi_opts = 1; break;
+        case 'm': o->kind_s = optarg; break;
+        case 'w': o->width = cli_double("--width", optarg, 1e-3, 4); break;
+        case O_CONTEXT: o->context = cli_long("--context", optarg, 1, 64); break;
+        case O_PREDICT: o->predict = cli_long("--predict", optarg, 1, CMR_MODEL_MAX_K); break;
+        case 's': tc->seed = cli_seed("--seed", optarg); o->have_seed = 1; break;
+        case O_STATS: o->stats_path = optarg; break;
+        case O_INIT: o->init_path = optarg; break;
+        case O_RESUME: o->resume_path = optarg; break;
+        case O_EVAL: o->eval_path = optarg; break;
+        case 'b': tc->batch = (int)cli_long("--batch", optarg, 2, 4096); break;
+        case O_LR: tc->lr = cli_double("--lr", optarg, 1e-12, 10); break;
+        case 't': tc->tau = cli_double("--temperature", optarg, 1e-6, 1e6); break;
+        case O_PATIENCE: tc->patience = (int)cli_long("--patience", optarg, 0, 1000000); break;
+        case O_FACTOR: tc->factor = cli_double("--factor", optarg, 1e-6, 1); break;
+        case 'e': o->epochs = cli_long("--epochs", optarg, 0, 1000000000); break;
+        case O_MAXLOSS: tc->max_loss = cli_double("--max-loss", optarg, 1e-9, 1e30); break;
+        case 'j': o->threads = cli_long("--threads", optarg, 1, 64); break;
+        case 'o': r->out = optarg; break;
+        case 'c': r->every = cli_long("--checkpoint-every", optarg, 0, 1000000000); break;
+        case 'l': o->log_path = optarg; break;
+        case O_MPI: o->mpi = 1; break;
+        case O_SYNC_BN: o->dc.sync_bn = mpi_opts = 1; break;
         case O_MPI_INPUT:
             if (!strcmp(optarg, "shard") || !strcmp(optarg, "all"))
-                dc.input = optarg[0] == 'a' ? CMR_DIST_ALL : CMR_DIST_SHARD;
+                o->dc.input = optarg[0] == 'a' ? CMR_DIST_ALL : CMR_DIST_SHARD;
             else
                 cli_usage_error("--mpi-input takes shard or all, got '%s'", optarg);
             mpi_opts = 1;
             break;
-        case O_MPI_CHECK: dc.check_every = (int)cli_long("--mpi-check", optarg, 0, 1000000000); mpi_opts = 1; break;
+        case O_MPI_CHECK: o->dc.check_every = (int)cli_long("--mpi-check", optarg, 0, 1000000000); mpi_opts = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
         default: cli_bad_option(argv, c);
         }
     }
-    if (eval_path && (r.out || init_path || resume_path || log_path || stats_path))
+    if (o->eval_path && (r->out || o->init_path || o->resume_path || o->log_path || o->stats_path))
         cli_usage_error("--eval takes no --out, --init, --resume, --log or --stats (it only reads MODEL)");
-    if (!r.out && !eval_path)
+    if (!r->out && !o->eval_path)
         cli_usage_error("--out FILE is required");
-    input = cli_one_input(argc, argv);
-    if (init_path && resume_path)
+    o->input = cli_one_input(argc, argv);
+    if (o->init_path && o->resume_path)
         cli_usage_error("--init and --resume exclude each other (a checkpoint carries its own weights)");
-    if (mpi_opts && !mpi)
+    if (mpi_opts && !o->mpi)
         cli_usage_error("--sync-bn, --mpi-input and --mpi-check go with --mpi");
-    if (mpi && eval_path)
+    if (o->mpi && o->eval_path)
         cli_usage_error("--eval runs in one process: no --mpi");
-    enum cmr_model_kind kind = CMR_MODEL_ENCODER;
-    if (kind_s) {
-        if (!strcmp(kind_s, "siamese"))
-            kind = CMR_MODEL_ENCODER;
-        else if (cmr_model_kind_parse(kind_s, &kind) != CMR_OK)
-            cli_usage_error("--model takes siamese, multi or cpc, got '%s'", kind_s);
+    o->kind = CMR_MODEL_ENCODER;
+    if (o->kind_s) {
+        if (!strcmp(o->kind_s, "siamese"))
+            o->kind = CMR_MODEL_ENCODER;
+        else if (cmr_model_kind_parse(o->kind_s, &o->kind) != CMR_OK)
+            cli_usage_error("--model takes siamese, multi or cpc, got '%s'", o->kind_s);
     }
+}
 
-    if (mpi) {
-        r.d = train_mpi_start(&argc, &argv, &dc);
-        if (r.d->rank != 0)
-            log_path = NULL; /* rank 0 alone writes */
-    }
+/* the outputs, before any work: not an input (the checkpoint that --resume
+ * continues excepted), writable, --out a regular file (checkpoints replace
+ * it, --resume reads it); stale temporaries of a killed run go */
+static void check_outputs(const struct opts *o, const struct run *r)
+{
+    struct cmr_error err = {0};
+    if (o->eval_path || (r->d && r->d->rank != 0))
+        return;
+    const char *in = o->input ? o->input : "-";
+    const char *ins_out[] = {in, o->stats_path, o->init_path, o->log_path};
+    const char *ins_log[] = {in, o->stats_path, o->init_path, o->resume_path, r->out};
+    if (cmr_output_check("--out", r->out, ins_out, 4, 0, &err) ||
+        (o->log_path && cmr_output_check("--log", o->log_path, ins_log, 5, CMR_ATOMIC_STREAM, &err)))
+        cli_die(err.code == CMR_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_DATA, "%s", err.msg);
+}
 
-    /* the outputs, before any work: not an input (the checkpoint that --resume
-     * continues excepted), writable, --out a regular file (checkpoints replace
-     * it, --resume reads it); stale temporaries of a killed run go */
-    if (!eval_path && (!r.d || r.d->rank == 0)) {
-        const char *in = input ? input : "-";
-        const char *ins_out[] = {in, stats_path, init_path, log_path};
-        const char *ins_log[] = {in, stats_path, init_path, resume_path, r.out};
-        if (cmr_output_check("--out", r.out, ins_out, 4, 0, &err) ||
-            (log_path && cmr_output_check("--log", log_path, ins_log, 5, CMR_ATOMIC_STREAM, &err)))
-            cli_die(err.code == CMR_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_DATA, "%s", err.msg);
-    }
+/* the input standardisation (--stats) */
+static void read_stats(const struct opts *o, struct cmr_stats_file *sf)
+{
+    struct cmr_error err = {0};
+    int rc = cmr_stats_read(o->stats_path, sf, &err);
+    if (rc)
+        cli_die(CLI_EXIT_DATA, "--stats: %s", cmr_error_text(&err, rc));
+    if (sf->kind[0] && strcmp(sf->kind, "mel"))
+        cli_die(CLI_EXIT_DATA, "--stats: %s holds statistics of \"%s\" frames, not \"mel\"", o->stats_path,
+                sf->kind);
+}
 
-    /* the input standardisation */
-    struct cmr_stats_file sf;
-    if (stats_path) {
-        int rc = cmr_stats_read(stats_path, &sf, &err);
-        if (rc)
-            cli_die(CLI_EXIT_DATA, "--stats: %s", cmr_error_text(&err, rc));
-        if (sf.kind[0] && strcmp(sf.kind, "mel"))
-            cli_die(CLI_EXIT_DATA, "--stats: %s holds statistics of \"%s\" frames, not \"mel\"", stats_path,
-                    sf.kind);
+/* the model of --init, --resume or --eval, checked against the options */
+static struct cmr_model *load_model(const char *from, struct opts *o, const struct cmr_stats_file *sf)
+{
+    struct cmr_error err = {0};
+    struct cmr_model *m = cmr_model_load(from, &err);
+    if (!m)
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
+    const struct cmr_model_cfg *mc = &m->cfg;
+    const char *opt = o->init_path ? "--init" : o->resume_path ? "--resume" : "--eval";
+    if (o->kind_s && mc->kind != o->kind)
+        cli_usage_error("--model %s, but %s %s is a %s model", o->kind_s, opt, from, cmr_model_kind_name(mc->kind));
+    if (o->width > 0 && fabs(mc->width - o->width) > 1e-9)
+        cli_usage_error("--width %g, but %s %s has width %g", o->width, opt, from, mc->width);
+    if (mc->kind == CMR_MODEL_CPC && ((o->context != 4 && o->context != mc->context) ||
+                                      (o->predict != 2 && o->predict != mc->k)))
+        cli_usage_error("--context %ld --predict %ld, but %s %s has context %d, K %d", o->context, o->predict, opt,
+                        from, mc->context, mc->k);
+    if (o->stats_path) {
+        if (o->resume_path && (m->cfg.mel_mean != (float)sf->mean || m->cfg.mel_std != (float)sf->std))
+            cli_usage_error("--stats %s (mean %g, std %g) differs from the checkpoint's standardisation "
+                            "(mean %g, std %g)", o->stats_path, sf->mean, sf->std, (double)m->cfg.mel_mean,
+                            (double)m->cfg.mel_std);
+        m->cfg.mel_mean = (float)sf->mean;
+        m->cfg.mel_std = (float)sf->std;
     }
+    if (o->init_path) {
+        /* the weights and running statistics only: a fresh optimizer and schedule */
+        free(m->adam_m);
+        free(m->adam_v);
+        m->adam_m = m->adam_v = NULL;
+        m->train.step = m->train.epoch = m->train.adam_t = 0;
+        m->train.best_loss = INFINITY;
+        m->train.bad_epochs = 0;
+    } else if (!o->have_seed) {
+        const char *s = cmr_model_meta_get(m, "train.seed");
+        if (s)
+            o->tc.seed = strtoull(s, NULL, 10);
+    }
+    return m;
+}
 
-    /* the model: new, from --init, or from --resume */
-    struct cmr_model *m = NULL;
-    const char *from = init_path ? init_path : resume_path ? resume_path : eval_path;
-    r.eval = eval_path != NULL;
-    if (from) {
-        if (!(m = cmr_model_load(from, &err)))
-            cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
-        const struct cmr_model_cfg *mc = &m->cfg;
-        const char *opt = init_path ? "--init" : resume_path ? "--resume" : "--eval";
-        if (kind_s && mc->kind != kind)
-            cli_usage_error("--model %s, but %s %s is a %s model", kind_s, opt, from, cmr_model_kind_name(mc->kind));
-        if (width > 0 && fabs(mc->width - width) > 1e-9)
-            cli_usage_error("--width %g, but %s %s has width %g", width, opt, from, mc->width);
-        if (mc->kind == CMR_MODEL_CPC && ((context != 4 && context != mc->context) || (predict != 2 && predict != mc->k)))
-            cli_usage_error("--context %ld --predict %ld, but %s %s has context %d, K %d", context, predict, opt,
-                            from, mc->context, mc->k);
-        if (stats_path) {
-            if (resume_path && (m->cfg.mel_mean != (float)sf.mean || m->cfg.mel_std != (float)sf.std))
-                cli_usage_error("--stats %s (mean %g, std %g) differs from the checkpoint's standardisation "
-                                "(mean %g, std %g)", stats_path, sf.mean, sf.std, (double)m->cfg.mel_mean,
-                                (double)m->cfg.mel_std);
-            m->cfg.mel_mean = (float)sf.mean;
-            m->cfg.mel_std = (float)sf.std;
-        }
-        if (init_path) {
-            /* the weights and running statistics only: a fresh optimizer and schedule */
-            free(m->adam_m);
-            free(m->adam_v);
-            m->adam_m = m->adam_v = NULL;
-            m->train.step = m->train.epoch = m->train.adam_t = 0;
-            m->train.best_loss = INFINITY;
-            m->train.bad_epochs = 0;
-        } else if (!have_seed) {
-            const char *s = cmr_model_meta_get(m, "train.seed");
-            if (s)
-                tc.seed = strtoull(s, NULL, 10);
-        }
-    } else {
-        struct cmr_model_cfg mc;
-        if (cmr_model_cfg_default(&mc, kind, width > 0 ? width : 1.0))
-            cli_usage_error("--width takes a number in (0, 4], got %g", width);
-        if (kind == CMR_MODEL_CPC) {
-            mc.context = (int)context;
-            mc.k = (int)predict;
-        }
-        if (stats_path) {
-            mc.mel_mean = (float)sf.mean;
-            mc.mel_std = (float)sf.std;
-        }
-        if (!(m = cmr_model_new(&mc, &err)))
-            cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
-        cmr_model_init(m, tc.seed);
+/* a new model of --model, --width, --context, --predict, initialised from --seed */
+static struct cmr_model *new_model(const struct opts *o, const struct cmr_stats_file *sf)
+{
+    struct cmr_error err = {0};
+    struct cmr_model *m;
+    struct cmr_model_cfg mc = cmr_model_cfg_default(o->kind, o->width > 0 ? o->width : 1.0);
+    if (cmr_model_cfg_check(&mc, NULL))
+        cli_usage_error("--width takes a number in (0, 4], got %g", o->width);
+    if (o->kind == CMR_MODEL_CPC) {
+        mc.context = (int)o->context;
+        mc.k = (int)o->predict;
     }
-    r.m = m;
+    if (o->stats_path) {
+        mc.mel_mean = (float)sf->mean;
+        mc.mel_std = (float)sf->std;
+    }
+    if (!(m = cmr_model_new(&mc, &err)))
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
+    cmr_model_init(m, o->tc.seed);
+    return m;
+}
+
+/* the trainer of r->m: attached to the group (--mpi), restored (--resume),
+ * its threads and buffers set up; returns the rows of an example */
+static int setup_trainer(struct opts *o, struct run *r)
+{
+    struct cmr_error err = {0};
+    struct cmr_model *m = r->m;
     int rows = m->cfg.kind == CMR_MODEL_CPC ? m->cfg.context + m->cfg.k : 2;
-    const char *want_kind = m->cfg.kind == CMR_MODEL_CPC ? "sequence" : "pair";
-    if (!(r.t = cmr_trainer_new(m, &tc, rows, &err)))
+    if (!(r->t = cmr_train_new(m, &o->tc, rows, &err)))
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
-    if (r.d && cmr_dist_attach(r.d, m, r.t, &err))
+    if (r->d && cmr_dist_attach(r->d, m, r->t, &err))
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
-    if (resume_path && !r.d && cmr_dist_checkpoint_ranks(m) > 0)
+    if (o->resume_path && !r->d && cmr_dist_checkpoint_ranks(m) > 0)
         cli_usage_error("--resume: %s was written by cmr-train --mpi: resume it with --mpi (any number of "
-                        "ranks, 1 included)", resume_path);
-    if (resume_path) {
-        int rc = r.d ? cmr_dist_restore(r.d, &err) : cmr_trainer_restore(r.t, &err);
+                        "ranks, 1 included)", o->resume_path);
+    if (o->resume_path) {
+        int rc = r->d ? cmr_dist_restore(r->d, &err) : cmr_train_restore(r->t, &err);
         if (rc == CMR_EINVAL)
             cli_usage_error("%s (give the same options to --resume)", cmr_error_text(&err, rc));
         if (rc)
-            cli_die(CLI_EXIT_DATA, "%s: %s", resume_path, cmr_error_text(&err, rc));
-        r.saved_step = m->train.step;
+            cli_die(CLI_EXIT_DATA, "%s: %s", o->resume_path, cmr_error_text(&err, rc));
+        r->saved_step = m->train.step;
     }
-    if (r.d && cmr_dist_sync_model(r.d, &err))
+    if (r->d && cmr_dist_sync_model(r->d, &err))
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
-    if (cmr_nn_set_threads((int)threads) == CMR_EUNSUPPORTED && threads > 1)
-        cli_warn("--threads %ld: the BLAS is not OpenBLAS, its own thread setting applies", threads);
-    if (cmr_model_reserve(m, rows * tc.batch, !r.eval, &err))
+    if (cmr_nn_set_threads((int)o->threads) == CMR_EUNSUPPORTED && o->threads > 1)
+        cli_warn("--threads %ld: the BLAS is not OpenBLAS, its own thread setting applies", o->threads);
+    if (cmr_model_reserve(m, rows * o->tc.batch, !r->eval, &err))
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
     cli_info("memory: parameters %.1f MB (x4 with gradients and Adam), activations for %d segments %.1f MB",
-             m->n_params * 4 / 1e6, rows * tc.batch, cmr_model_act_bytes(m) / 1e6);
-    if (r.eval)
+             m->n_params * 4 / 1e6, rows * o->tc.batch, cmr_model_act_bytes(m) / 1e6);
+    if (r->eval)
         m->train.epoch = 0; /* --epochs counts the input's epochs here; nothing is saved */
-    if (epochs > 0 && m->train.epoch >= epochs)
-        cli_warn("the checkpoint has already done %" PRId64 " epochs (--epochs %ld)", m->train.epoch, epochs);
+    if (o->epochs > 0 && m->train.epoch >= o->epochs)
+        cli_warn("the checkpoint has already done %" PRId64 " epochs (--epochs %ld)", m->train.epoch, o->epochs);
+    return rows;
+}
 
-    /* the stream's header: its size (cmr-pair's tracks and epochs) and what made it */
-    struct cmr_reader *rd = cli_open_reader(input);
-    struct cmr_frame hdr, fr;
-    cmr_frame_init(&hdr);
-    cmr_frame_init(&fr);
-    cli_read_header(rd, &hdr);
+/* the stream's header: its size (cmr-pair's tracks and epochs) and what made it */
+static void read_stream_header(const struct cmr_frame *hdr, const struct opts *o, struct run *r)
+{
+    struct cmr_model *m = r->m;
     long tracks = 0, hdr_epochs = 0;
     int standardized = 0;
     uint64_t h = 1469598103934665603ull;
     char chain[1024] = "";
-    for (int i = 0; i + 1 < hdr.n_stages; i++) { /* the last stage is this program */
-        const struct cmr_stage *st = &hdr.stages[i];
+    for (int i = 0; i + 1 < hdr->n_stages; i++) { /* the last stage is this program */
+        const struct cmr_stage *st = &hdr->stages[i];
         h = fnv1a(h, st->program);
         if (strlen(chain) + strlen(st->program) + 4 < sizeof chain)
             snprintf(chain + strlen(chain), sizeof chain - strlen(chain), "%s%s", i ? " | " : "", st->program);
@@ -577,46 +582,80 @@ int main(int argc, char **argv)
                 standardized = 1;
         }
     }
-    if (standardized && stats_path)
+    if (standardized && o->stats_path)
         cli_usage_error("the input is already standardised (cmr-mel --norm): --stats would standardise it "
                         "twice; give the stats to cmr-train only");
     char hs[24];
     snprintf(hs, sizeof hs, "%016" PRIx64, h);
-    if (resume_path) {
+    if (o->resume_path) {
         const char *old = cmr_model_meta_get(m, "train.input_hash");
         if (old && strcmp(old, hs))
             cli_warn("--resume: the input's header differs from the checkpoint's (a different pipeline or "
-                     "options?); its first %" PRId64 " examples are skipped all the same", r.t->consumed);
+                     "options?); its first %" PRId64 " examples are skipped all the same", r->t->consumed);
     }
     if (cmr_model_meta_set(m, "train.input", chain[0] ? chain : "-") ||
         cmr_model_meta_set(m, "train.input_hash", hs))
         cli_die(CLI_EXIT_DATA, "out of memory");
-    long total_epochs = epochs > 0 && (hdr_epochs <= 0 || epochs < hdr_epochs) ? epochs : hdr_epochs;
-    r.total = tracks > 0 && total_epochs > 0 ? (int64_t)tracks * total_epochs : 0;
+    long total_epochs = o->epochs > 0 && (hdr_epochs <= 0 || o->epochs < hdr_epochs) ? o->epochs : hdr_epochs;
+    r->total = tracks > 0 && total_epochs > 0 ? (int64_t)tracks * total_epochs : 0;
+}
 
-    /* the log */
-    if (log_path) {
-        if (resume_path)
-            r.log = log_reopen(log_path, m->train.step, &r.elapsed0);
-        if (!r.log) {
-            if (!(r.log = fopen(log_path, "w")))
-                cli_die(CLI_EXIT_DATA, "--log: cannot write %s: %s", log_path, strerror(errno));
-            fprintf(r.log, "step\tepoch\tloss\tacc\tlr\tseg_per_s\telapsed_s\n");
-            fflush(r.log);
-        }
+/* --log: continued on --resume, else written from the start */
+static void open_log(const struct opts *o, struct run *r)
+{
+    if (!o->log_path)
+        return;
+    if (o->resume_path)
+        r->log = log_reopen(o->log_path, r->m->train.step, &r->elapsed0);
+    if (!r->log) {
+        if (!(r->log = fopen(o->log_path, "w")))
+            cli_die(CLI_EXIT_DATA, "--log: cannot write %s: %s", o->log_path, strerror(errno));
+        fprintf(r->log, "step\tepoch\tloss\tacc\tlr\tseg_per_s\telapsed_s\n");
+        fflush(r->log);
     }
-    r.tty = !cli_quiet && !r.eval && isatty(STDERR_FILENO);
-    cli_info("%s model, width %g, %zu parameters, batch %d, lr %g, temperature %g, standardisation (x - %g) / %g",
-             cmr_model_kind_name(m->cfg.kind), m->cfg.width, m->n_params, tc.batch, m->train.lr, tc.tau,
-             (double)m->cfg.mel_mean, (double)m->cfg.mel_std);
+}
 
-    int64_t skip = r.t->consumed, seen = 0, upstream_errors = 0;
+/* an example: the kind, shape and values the model takes */
+static void check_example(const struct cmr_frame *fr, const struct cmr_model *m, int rows, const char *want_kind)
+{
+    if (strcmp(fr->kind, want_kind) != 0)
+        cli_wrong_kind(fr, m->cfg.kind == CMR_MODEL_CPC ? "\"sequence\" (--model cpc)" : "\"pair\"");
+    if (fr->ndim != 3 || fr->shape[0] != rows || fr->shape[1] != CMR_MODEL_T || fr->shape[2] != CMR_MODEL_F) {
+        char sh[96] = "";
+        for (int d = 0; d < fr->ndim; d++)
+            snprintf(sh + strlen(sh), sizeof sh - strlen(sh), "%s%lld", d ? ", " : "", (long long)fr->shape[d]);
+        cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame has shape [%s], expected [%d, %d, %d]%s", fr->track,
+                fr->kind, sh, rows, CMR_MODEL_T, CMR_MODEL_F,
+                fr->ndim == 2 ? " (audio: run cmr-mel first)"
+                : fr->ndim == 3 && m->cfg.kind == CMR_MODEL_CPC && fr->shape[0] != rows
+                    ? " (cmr-pair --context and --predict must match cmr-train's)" : "");
+    }
+}
+
+static void check_values(const struct cmr_frame *fr, int rows)
+{
+    size_t numel = (size_t)rows * CMR_MODEL_SEG;
+    for (size_t i = 0; i < numel; i++)
+        if (!isfinite(fr->data[i]))
+            cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame holds %s (row %zu, frame %zu, bin %zu)", fr->track,
+                    fr->kind, isnan(fr->data[i]) ? "NaN" : "an infinity", i / CMR_MODEL_SEG,
+                    i % CMR_MODEL_SEG / CMR_MODEL_F, i % CMR_MODEL_F);
+}
+
+/* the training loop over the stream; returns the examples seen */
+static int64_t train_stream(struct run *r, struct cmr_reader *rd, const struct opts *o, int rows)
+{
+    struct cmr_model *m = r->m;
+    const char *want_kind = m->cfg.kind == CMR_MODEL_CPC ? "sequence" : "pair";
+    struct cmr_frame fr;
+    int64_t skip = r->t->consumed, seen = 0, upstream_errors = 0;
     int stopped = 0;
+    cmr_frame_init(&fr);
     if (skip)
         cli_info("--resume: skipping the %" PRId64 " examples already trained on (step %" PRId64 ")", skip,
                  m->train.step);
-    r.examples0 = r.t->consumed;
-    r.t0 = r.t_last = r.t_epoch = now();
+    r->examples0 = r->t->consumed;
+    r->t0 = r->t_last = r->t_epoch = cmr_now();
     while (!stopped && cli_next(rd, &fr)) {
         if (fr.type == CMR_FRAME_END) {
             if (fr.error)
@@ -625,85 +664,114 @@ int main(int argc, char **argv)
         }
         if (fr.type != CMR_FRAME_TENSOR)
             continue; /* a later header (streams joined with cat) */
-        if (strcmp(fr.kind, want_kind) != 0)
-            cli_wrong_kind(&fr, m->cfg.kind == CMR_MODEL_CPC ? "\"sequence\" (--model cpc)" : "\"pair\"");
-        if (fr.ndim != 3 || fr.shape[0] != rows || fr.shape[1] != CMR_MODEL_T || fr.shape[2] != CMR_MODEL_F) {
-            char sh[96] = "";
-            for (int d = 0; d < fr.ndim; d++)
-                snprintf(sh + strlen(sh), sizeof sh - strlen(sh), "%s%lld", d ? ", " : "", (long long)fr.shape[d]);
-            cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame has shape [%s], expected [%d, %d, %d]%s", fr.track,
-                    fr.kind, sh, rows, CMR_MODEL_T, CMR_MODEL_F,
-                    fr.ndim == 2 ? " (audio: run cmr-mel first)"
-                    : fr.ndim == 3 && m->cfg.kind == CMR_MODEL_CPC && fr.shape[0] != rows
-                        ? " (cmr-pair --context and --predict must match cmr-train's)" : "");
-        }
+        check_example(&fr, m, rows, want_kind);
         seen++;
         if (skip > 0) {
             skip--;
             continue;
         }
-        size_t numel = (size_t)rows * SEG;
-        for (size_t i = 0; i < numel; i++)
-            if (!isfinite(fr.data[i]))
-                cli_die(CLI_EXIT_DATA, "track \"%s\": %s frame holds %s (row %zu, frame %zu, bin %zu)", fr.track,
-                        fr.kind, isnan(fr.data[i]) ? "NaN" : "an infinity", i / SEG, i % SEG / CMR_MODEL_F,
-                        i % CMR_MODEL_F);
+        check_values(&fr, rows);
         double ep = 0;
         cmr_frame_info_get(&fr, "epoch", &ep);
         int64_t label = (int64_t)ep;
-        if (r.d && !cmr_dist_admit(r.d, label))
+        if (r->d && !cmr_dist_admit(r->d, label))
             continue;
-        if (cmr_trainer_epoch_changes(r.t, label)) {
-            step(&r);
-            end_epoch(&r);
+        if (cmr_train_epoch_changes(r->t, label)) {
+            step(r);
+            end_epoch(r);
         }
-        if ((epochs > 0 && m->train.epoch >= epochs) || (r.d && r.d->stop)) {
+        if ((o->epochs > 0 && m->train.epoch >= o->epochs) || (r->d && r->d->stop)) {
             stopped = 1; /* the rest of the stream is not read */
             break;
         }
-        cmr_trainer_begin_epoch(r.t, label);
-        if (cmr_trainer_add(r.t, fr.data))
-            step(&r);
+        cmr_train_begin_epoch(r->t, label);
+        if (cmr_train_add(r->t, fr.data))
+            step(r);
     }
+    cmr_frame_free(&fr);
     if (skip > 0)
         cli_die(CLI_EXIT_DATA, "--resume: the input ended after %" PRId64 " examples, but %s was trained on %"
-                PRId64 ": not the stream it was trained on", seen, resume_path, r.t->consumed);
-    r.eof = 1;
+                PRId64 ": not the stream it was trained on", seen, o->resume_path, r->t->consumed);
+    r->eof = 1;
     if (!stopped) {
-        step(&r);
-        end_epoch(&r);
+        step(r);
+        end_epoch(r);
     }
     if (seen == 0)
         cli_die(CLI_EXIT_DATA, "no \"%s\" frames in the input: nothing to train on", want_kind);
     if (upstream_errors)
         cli_warn("%" PRId64 " track%s ended with an error upstream", upstream_errors,
                  upstream_errors == 1 ? "" : "s");
-    if (r.eval) {
-        if (!r.ev_batches)
+    return seen;
+}
+
+/* the end: --eval's table, or the final model */
+static void finish(struct run *r)
+{
+    struct cmr_model *m = r->m;
+    if (r->eval) {
+        if (!r->ev_batches)
             cli_die(CLI_EXIT_DATA, "--eval: no batch of >= 2 examples in the input");
-        printf("examples\tbatches\tloss\tacc\tchance\n%" PRId64 "\t%" PRId64 "\t%.6g\t%.6g\t%.6g\n", r.ev_examples,
-               r.ev_batches, r.ev_loss / r.ev_examples, (double)r.ev_correct / r.ev_total, r.ev_chance / r.ev_total);
+        printf("examples\tbatches\tloss\tacc\tchance\n%" PRId64 "\t%" PRId64 "\t%.6g\t%.6g\t%.6g\n", r->ev_examples,
+               r->ev_batches, r->ev_loss / r->ev_examples, (double)r->ev_correct / r->ev_total,
+               r->ev_chance / r->ev_total);
         cli_finish_stdout();
-        cmr_frame_free(&hdr);
-        cmr_frame_free(&fr);
-        cmr_reader_free(rd);
-        cmr_trainer_free(r.t);
-        cmr_model_free(m);
-        return CLI_EXIT_OK;
+        return;
     }
-    save(&r);
-    progress_clear(&r);
+    save(r);
+    progress_clear(r);
     if (!cli_quiet)
-        fprintf(stderr, "%s: wrote %s: %" PRId64 " steps, %" PRId64 " epochs, lr %g\n", cli_prog, r.out,
+        fprintf(stderr, "%s: wrote %s: %" PRId64 " steps, %" PRId64 " epochs, lr %g\n", cli_prog, r->out,
                 m->train.step, m->train.epoch, m->train.lr);
-    if (r.d)
-        train_mpi_finish(r.d);
-    if (r.log && fclose(r.log))
+    if (r->d)
+        train_mpi_finish(r->d);
+    if (r->log && fclose(r->log))
         cli_die(CLI_EXIT_DATA, "--log: write failed: %s", strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.context = 4, .predict = 2, .threads = 1};
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.every = 100;
+    r.saved_step = -1;
+    o.tc = cmr_train_cfg_default();
+    o.dc = cmr_dist_cfg_default();
+    cli_init("cmr-train");
+    parse_options(argc, argv, &o, &r);
+
+    /* set up: the group, the outputs, the model, the trainer, the stream, the log */
+    if (o.mpi) {
+        r.d = train_mpi_start(&argc, &argv, &o.dc);
+        if (r.d->rank != 0)
+            o.log_path = NULL; /* rank 0 alone writes */
+    }
+    check_outputs(&o, &r);
+    struct cmr_stats_file sf = {0};
+    if (o.stats_path)
+        read_stats(&o, &sf);
+    const char *from = o.init_path ? o.init_path : o.resume_path ? o.resume_path : o.eval_path;
+    r.eval = o.eval_path != NULL;
+    r.m = from ? load_model(from, &o, &sf) : new_model(&o, &sf);
+    int rows = setup_trainer(&o, &r);
+    struct cmr_reader *rd = cli_open_reader(o.input);
+    struct cmr_frame hdr;
+    cmr_frame_init(&hdr);
+    cli_read_header(rd, &hdr);
+    read_stream_header(&hdr, &o, &r);
+    open_log(&o, &r);
+    r.tty = !cli_quiet && !r.eval && isatty(STDERR_FILENO);
+    cli_info("%s model, width %g, %zu parameters, batch %d, lr %g, temperature %g, standardisation (x - %g) / %g",
+             cmr_model_kind_name(r.m->cfg.kind), r.m->cfg.width, r.m->n_params, o.tc.batch, r.m->train.lr,
+             o.tc.tau, (double)r.m->cfg.mel_mean, (double)r.m->cfg.mel_std);
+
+    /* run */
+    train_stream(&r, rd, &o, rows);
+    finish(&r);
     cmr_frame_free(&hdr);
-    cmr_frame_free(&fr);
     cmr_reader_free(rd);
-    cmr_trainer_free(r.t);
-    cmr_model_free(m);
+    cmr_train_free(r.t);
+    cmr_model_free(r.m);
     return CLI_EXIT_OK;
 }

@@ -8,6 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef HAVE_MPI
+#include <mpi.h>
+#endif
+
 #include "cli.h"
 #include "train-mpi.h"
 
@@ -47,11 +51,27 @@ void train_mpi_checkpoint(const char *path, int64_t step)
     stop_len = strlen(stop_msg);
 }
 
+#ifdef HAVE_MPI
+/* a rank that exits with an error (cli_die) after MPI_Init and before
+ * MPI_Finalize takes the job down with it, instead of leaving the others
+ * waiting in a collective */
+static void abort_on_error(int status, void *arg)
+{
+    (void)arg;
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (status != 0 && init && !fin)
+        MPI_Abort(MPI_COMM_WORLD, status);
+}
+#endif
+
 struct cmr_dist *train_mpi_start(int *argc, char ***argv, const struct cmr_dist_cfg *cfg)
 {
     struct cmr_error err = {0};
     struct cmr_dist *d;
 #ifdef HAVE_MPI
+    on_exit(abort_on_error, NULL);
     d = cmr_dist_mpi_new(argc, argv, cfg, &err);
 #else
     (void)argc, (void)argv;

@@ -16,7 +16,9 @@ int train_mpi_built(void);
  * says more ranks were started). Ranks other than 0 prefix their messages
  * with "rank N" and are quiet (-q); every rank that is stopped by a signal
  * (mpirun's SIGTERM after another rank failed, or Ctrl-C) says, on rank 0,
- * which checkpoint is intact. Exits on failure. */
+ * which checkpoint is intact. Exits on failure; from MPI_Init on, until
+ * train_mpi_finish, a non-zero exit calls MPI_Abort (one failing rank stops
+ * the job). */
 struct cmr_dist *train_mpi_start(int *argc, char ***argv, const struct cmr_dist_cfg *cfg);
 
 /* remembers the last checkpoint written, for the stop message */

@@ -116,23 +116,25 @@ static const sox_effect_handler_t out_handler = {
 
 /* ---- configuration ---- */
 
-void cmr_augment_cfg_default(struct cmr_augment_cfg *cfg, double rate)
+struct cmr_augment_cfg cmr_augment_cfg_default(double rate)
 {
-    static const double pitch[] = {-2, -1, 1, 2};
-    memset(cfg, 0, sizeof *cfg);
-    cfg->rate = rate;
-    cfg->p_pitch = 1;
-    cfg->n_pitch = 4;
-    memcpy(cfg->pitch_set, pitch, sizeof pitch);
-    cfg->p_stretch = 1;
-    cfg->stretch_min = 0.8;
-    cfg->stretch_max = 1.2;
-    cfg->p_reverb = 0.5;
-    cfg->reverberance_max = cfg->damping_max = cfg->room_max = 100;
-    cfg->p_noise = 0.5;
-    cfg->snr_min = 10;
-    cfg->snr_max = 30;
-    cfg->p_invert = 0.5;
+    return (struct cmr_augment_cfg){
+        .rate = rate,
+        .p_pitch = 1,
+        .n_pitch = 4,
+        .pitch_set = {-2, -1, 1, 2},
+        .p_stretch = 1,
+        .stretch_min = 0.8,
+        .stretch_max = 1.2,
+        .p_reverb = 0.5,
+        .reverberance_max = 100,
+        .damping_max = 100,
+        .room_max = 100,
+        .p_noise = 0.5,
+        .snr_min = 10,
+        .snr_max = 30,
+        .p_invert = 0.5,
+    };
 }
 
 static int check_range(struct cmr_error *err, const char *what, double lo, double hi, double min, double max)

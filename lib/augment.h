@@ -82,7 +82,7 @@ struct cmr_augment_result {
 struct cmr_augment;
 
 /* the paper's settings (see the field comments) for rows at `rate` Hz */
-void cmr_augment_cfg_default(struct cmr_augment_cfg *cfg, double rate);
+struct cmr_augment_cfg cmr_augment_cfg_default(double rate);
 int cmr_augment_cfg_check(const struct cmr_augment_cfg *cfg, struct cmr_error *err);
 
 /* NULL on a bad cfg or no memory (err filled) */

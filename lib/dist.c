@@ -14,26 +14,16 @@
 #include "dist.h"
 #include "nn/nn.h"
 #include "nn/vec.h"
-
-#define SEG ((size_t)CMR_MODEL_T * CMR_MODEL_F)
-
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "util/clock.h"
 
 static size_t type_size(enum cmr_dist_type t)
 {
     return t == CMR_DIST_F32 ? sizeof(float) : t == CMR_DIST_F64 ? sizeof(double) : sizeof(int64_t);
 }
 
-void cmr_dist_cfg_default(struct cmr_dist_cfg *cfg)
+struct cmr_dist_cfg cmr_dist_cfg_default(void)
 {
-    cfg->sync_bn = 0;
-    cfg->input = CMR_DIST_SHARD;
-    cfg->check_every = 100;
+    return (struct cmr_dist_cfg){.sync_bn = 0, .input = CMR_DIST_SHARD, .check_every = 100};
 }
 
 /* ---- the group of one ---- */
@@ -190,7 +180,7 @@ struct cmr_dist *cmr_dist_new(int rank, int size, const struct cmr_dist_ops *ops
     if (cfg)
         d->cfg = *cfg;
     else
-        cmr_dist_cfg_default(&d->cfg);
+        d->cfg = cmr_dist_cfg_default();
     d->batch_scale = 1;
     return d;
 }
@@ -264,7 +254,7 @@ static void sync_bn_forward(void *ctx, int block, float *out, float *mean, float
                             int C, int HW, float momentum, float eps)
 {
     struct cmr_dist *d = ctx;
-    double t0 = wall();
+    double t0 = cmr_now();
     double *s = dgrow(d, 2 * (size_t)C + 1), nl = (double)B * HW;
     if (!s) {
         cmr_batchnorm2d_forward_train(out, mean, rstd, running_mean, running_var, inp, gamma, beta, B, C, HW,
@@ -305,7 +295,7 @@ static void sync_bn_forward(void *ctx, int block, float *out, float *mean, float
         for (int b = 0; b < B; b++)
             vaffine(out + ((size_t)b * C + c) * HW, inp + ((size_t)b * C + c) * HW, (size_t)HW, scale, shift);
     }
-    d->t_bn += wall() - t0;
+    d->t_bn += cmr_now() - t0;
 }
 
 static void sync_bn_backward(void *ctx, int block, float *dinp, float *dgamma, float *dbeta, const float *dout,
@@ -313,7 +303,7 @@ static void sync_bn_backward(void *ctx, int block, float *dinp, float *dgamma, f
                              int C, int HW)
 {
     struct cmr_dist *d = ctx;
-    double t0 = wall();
+    double t0 = cmr_now();
     double *s = dgrow(d, 2 * (size_t)C);
     if (!s || block < 0 || block >= CMR_MODEL_BLOCKS) {
         cmr_batchnorm2d_backward(dinp, dgamma, dbeta, dout, inp, gamma, mean, rstd, B, C, HW);
@@ -337,7 +327,7 @@ static void sync_bn_backward(void *ctx, int block, float *dinp, float *dgamma, f
         s[C + c] = sdx;
     }
     if (!dinp) {
-        d->t_bn += wall() - t0;
+        d->t_bn += cmr_now() - t0;
         return;
     }
     cmr_dist_allreduce(d, s, 2 * (size_t)C, CMR_DIST_F64, CMR_DIST_SUM);
@@ -352,7 +342,7 @@ static void sync_bn_backward(void *ctx, int block, float *dinp, float *dgamma, f
                 dx[j] += k * g[j] + (x[j] - m) * kq + ka;
         }
     }
-    d->t_bn += wall() - t0;
+    d->t_bn += cmr_now() - t0;
 }
 
 /* ---- the model ---- */
@@ -368,7 +358,7 @@ static int hook_grads(void *ctx, struct cmr_error *err)
     return cmr_dist_reduce_grads(ctx, err);
 }
 
-int cmr_dist_attach(struct cmr_dist *d, struct cmr_model *m, struct cmr_trainer *t, struct cmr_error *err)
+int cmr_dist_attach(struct cmr_dist *d, struct cmr_model *m, struct cmr_train *t, struct cmr_error *err)
 {
     if (d->m)
         return cmr_error_set(err, CMR_ESTATE, "dist: a model is already attached");
@@ -425,15 +415,146 @@ int cmr_dist_sync_model(struct cmr_dist *d, struct cmr_error *err)
 }
 
 /* rows r*B .. r*B+B-1 of a (G, E) matrix are rank r's */
+
+/* the siamese and multi-level losses over the global batch: each rank's
+ * embeddings gathered, the InfoNCE of every level, this rank's rows of the
+ * gradient back through its encoder */
+static int loss_pairs(struct cmr_dist *d, const float *x, int B, float tau, double *L, int *ncorrect,
+                      struct cmr_error *err)
+{
+    struct cmr_model *m = d->m;
+    const struct cmr_model_cfg *c = &m->cfg;
+    int rc, E = c->emb, N = d->size, G = B * N;
+    size_t GE = (size_t)G * E;
+    double t0;
+    int n = 2 * B, D = cmr_model_out_dim(c), nl = c->kind == CMR_MODEL_MULTI ? CMR_MODEL_BLOCKS : 1;
+    size_t nD = (size_t)n * D;
+    /* emb (n, D), all (N, n, D), demb (n, D), FA FP dA dP (G, E), probs (G, G) */
+    float *emb = fgrow(d, 2 * nD + (size_t)N * nD + 4 * GE + (size_t)G * G);
+    if (!emb)
+        return cmr_error_set(err, CMR_ENOMEM, "dist: out of memory");
+    float *all = emb + nD, *demb = all + (size_t)N * nD, *FA = demb + nD, *FP = FA + GE, *dA = FP + GE,
+          *dP = dA + GE, *probs = dP + GE;
+    if ((rc = cmr_model_forward(m, x, n, 1, emb, err)))
+        return rc;
+    t0 = cmr_now();
+    rc = cmr_dist_allgather(d, emb, all, nD, CMR_DIST_F32);
+    d->t_embed += cmr_now() - t0;
+    if (rc)
+        return cmr_error_set(err, rc, "dist: gathering the embeddings failed (%s)", cmr_strerror(rc));
+    memset(demb, 0, nD * sizeof(float));
+    for (int l = 0; l < nl; l++) {
+        for (int r = 0; r < N; r++)
+            for (int i = 0; i < B; i++) {
+                const float *src = all + (size_t)r * nD;
+                memcpy(FA + ((size_t)r * B + i) * E, src + (size_t)i * D + (size_t)l * E, (size_t)E * sizeof(float));
+                memcpy(FP + ((size_t)r * B + i) * E, src + (size_t)(B + i) * D + (size_t)l * E,
+                       (size_t)E * sizeof(float));
+            }
+        *L += cmr_infonce_forward(probs, FA, FP, G, E, tau) / nl;
+        *ncorrect += cmr_infonce_correct(probs, G);
+        memset(dA, 0, 2 * GE * sizeof(float));
+        cmr_infonce_backward(dA, dP, probs, FA, FP, G, E, tau, 1.0f / nl);
+        for (int i = 0; i < B; i++) {
+            const float *ga = dA + ((size_t)d->rank * B + i) * E, *gp = dP + ((size_t)d->rank * B + i) * E;
+            float *ra = demb + (size_t)i * D + (size_t)l * E, *rp = demb + (size_t)(B + i) * D + (size_t)l * E;
+            for (int j = 0; j < E; j++) {
+                ra[j] += ga[j];
+                rp[j] += gp[j];
+            }
+        }
+    }
+    if ((rc = cmr_model_backward(m, demb, err)))
+        return rc;
+    return CMR_OK;
+}
+
+/* MelCPC's loss over the global batch: each rank's predictions and targets
+ * gathered, the InfoNCE of every step k, this rank's rows of the gradient
+ * back through its predictors, GRU and encoder */
+static int loss_cpc(struct cmr_dist *d, const float *x, int B, float tau, double *L, int *ncorrect,
+                    struct cmr_error *err)
+{
+    struct cmr_model *m = d->m;
+    const struct cmr_model_cfg *c = &m->cfg;
+    int rc, E = c->emb, N = d->size, G = B * N;
+    size_t GE = (size_t)G * E, BE = (size_t)B * E;
+    double t0;
+    int T = c->context, K = c->k, S = T + K, n = B * S, H = c->hidden;
+    size_t nE = (size_t)n * E, KBE = (size_t)K * BE;
+    /* z dz (n, E); zc dzc (B, T, E); cs dc (B, T, H); ct dct (B, H);
+     * send (2, K, B, E); all (N, 2, K, B, E); PRED Y dPRED dY (G, E); probs (G, G) */
+    size_t need = 2 * nE + 2 * (size_t)B * T * E + 2 * (size_t)B * T * H + 2 * (size_t)B * H + 2 * KBE +
+                  (size_t)N * 2 * KBE + 4 * GE + (size_t)G * G;
+    float *z = fgrow(d, need);
+    if (!z)
+        return cmr_error_set(err, CMR_ENOMEM, "dist: out of memory");
+    float *dz = z + nE, *zc = dz + nE, *dzc = zc + (size_t)B * T * E, *cs = dzc + (size_t)B * T * E,
+          *dc = cs + (size_t)B * T * H, *ct = dc + (size_t)B * T * H, *dct = ct + (size_t)B * H,
+          *send = dct + (size_t)B * H, *all = send + 2 * KBE, *PRED = all + (size_t)N * 2 * KBE,
+          *Y = PRED + GE, *dPRED = Y + GE, *dY = dPRED + GE, *probs = dY + GE;
+    if ((rc = cmr_model_forward(m, x, n, 1, z, err)))
+        return rc;
+    for (int b = 0; b < B; b++)
+        memcpy(zc + (size_t)b * T * E, z + (size_t)b * S * E, (size_t)T * E * sizeof(float));
+    if ((rc = cmr_model_gru_forward(m, zc, NULL, B, T, 1, cs, err)))
+        return rc;
+    for (int b = 0; b < B; b++)
+        memcpy(ct + (size_t)b * H, cs + ((size_t)b * T + T - 1) * H, (size_t)H * sizeof(float));
+    /* this rank's predictions W_k c_t + b_k and targets z_{T+k}, for every k */
+    for (int k = 0; k < K; k++) {
+        cmr_linear_forward(send + (size_t)k * BE, ct, m->p.pred_w[k], m->p.pred_b[k], B, H, E);
+        for (int b = 0; b < B; b++)
+            memcpy(send + KBE + (size_t)k * BE + (size_t)b * E, z + ((size_t)b * S + T + k) * E,
+                   (size_t)E * sizeof(float));
+    }
+    t0 = cmr_now();
+    rc = cmr_dist_allgather(d, send, all, 2 * KBE, CMR_DIST_F32);
+    d->t_embed += cmr_now() - t0;
+    if (rc)
+        return cmr_error_set(err, rc, "dist: gathering the predictions failed (%s)", cmr_strerror(rc));
+    memset(dz, 0, nE * sizeof(float));
+    memset(dct, 0, (size_t)B * H * sizeof(float));
+    for (int k = 0; k < K; k++) {
+        for (int r = 0; r < N; r++) {
+            const float *src = all + (size_t)r * 2 * KBE;
+            memcpy(PRED + (size_t)r * BE, src + (size_t)k * BE, BE * sizeof(float));
+            memcpy(Y + (size_t)r * BE, src + KBE + (size_t)k * BE, BE * sizeof(float));
+        }
+        *L += cmr_infonce_forward(probs, PRED, Y, G, E, tau);
+        *ncorrect += cmr_infonce_correct(probs, G);
+        memset(dPRED, 0, 2 * GE * sizeof(float));
+        cmr_infonce_backward(dPRED, dY, probs, PRED, Y, G, E, tau, 1.0f);
+        const float *dpred = dPRED + (size_t)d->rank * BE, *dy = dY + (size_t)d->rank * BE;
+        cmr_linear_backward(dct, m->g.pred_w[k], m->g.pred_b[k], dpred, ct, m->p.pred_w[k], B, H, E);
+        for (int b = 0; b < B; b++) {
+            float *row = dz + ((size_t)b * S + T + k) * E;
+            for (int j = 0; j < E; j++)
+                row[j] += dy[(size_t)b * E + j];
+        }
+    }
+    memset(dc, 0, (size_t)B * T * H * sizeof(float));
+    for (int b = 0; b < B; b++)
+        memcpy(dc + ((size_t)b * T + T - 1) * H, dct + (size_t)b * H, (size_t)H * sizeof(float));
+    memset(dzc, 0, (size_t)B * T * E * sizeof(float));
+    if ((rc = cmr_model_gru_backward(m, dc, dzc, err)))
+        return rc;
+    for (int b = 0; b < B; b++)
+        for (size_t j = 0; j < (size_t)T * E; j++)
+            dz[(size_t)b * S * E + j] += dzc[(size_t)b * T * E + j];
+    if ((rc = cmr_model_backward(m, dz, err)))
+        return rc;
+    return CMR_OK;
+}
+
 int cmr_dist_loss(struct cmr_dist *d, const float *x, int B, float tau, double *loss, int *correct,
                   struct cmr_error *err)
 {
     struct cmr_model *m = d->m;
-    const struct cmr_model_cfg *c = &m->cfg;
-    int rc, E = c->emb, N = d->size, G = B * N, ncorrect = 0;
-    double L = 0, t0;
     if (!m)
         return cmr_error_set(err, CMR_ESTATE, "dist: no model attached");
+    int rc, N = d->size, G = B * N, ncorrect = 0;
+    double L = 0;
     if (B < 1 || G < 2)
         return cmr_error_set(err, CMR_EINVAL, "dist: a contrastive batch needs >= 2 examples over the ranks, "
                              "got %d x %d", N, B);
@@ -441,114 +562,10 @@ int cmr_dist_loss(struct cmr_dist *d, const float *x, int B, float tau, double *
         return cmr_error_set(err, CMR_EINVAL, "dist: temperature should be > 0, got %g", tau);
     if (!m->grads)
         return cmr_error_set(err, CMR_ESTATE, "dist: loss before cmr_model_zero_grad");
-    size_t GE = (size_t)G * E, BE = (size_t)B * E;
-
-    if (c->kind != CMR_MODEL_CPC) {
-        int n = 2 * B, D = cmr_model_out_dim(c), nl = c->kind == CMR_MODEL_MULTI ? CMR_MODEL_BLOCKS : 1;
-        size_t nD = (size_t)n * D;
-        /* emb (n, D), all (N, n, D), demb (n, D), FA FP dA dP (G, E), probs (G, G) */
-        float *emb = fgrow(d, 2 * nD + (size_t)N * nD + 4 * GE + (size_t)G * G);
-        if (!emb)
-            return cmr_error_set(err, CMR_ENOMEM, "dist: out of memory");
-        float *all = emb + nD, *demb = all + (size_t)N * nD, *FA = demb + nD, *FP = FA + GE, *dA = FP + GE,
-              *dP = dA + GE, *probs = dP + GE;
-        if ((rc = cmr_model_forward(m, x, n, 1, emb, err)))
-            return rc;
-        t0 = wall();
-        rc = cmr_dist_allgather(d, emb, all, nD, CMR_DIST_F32);
-        d->t_embed += wall() - t0;
-        if (rc)
-            return cmr_error_set(err, rc, "dist: gathering the embeddings failed (%s)", cmr_strerror(rc));
-        memset(demb, 0, nD * sizeof(float));
-        for (int l = 0; l < nl; l++) {
-            for (int r = 0; r < N; r++)
-                for (int i = 0; i < B; i++) {
-                    const float *src = all + (size_t)r * nD;
-                    memcpy(FA + ((size_t)r * B + i) * E, src + (size_t)i * D + (size_t)l * E, (size_t)E * sizeof(float));
-                    memcpy(FP + ((size_t)r * B + i) * E, src + (size_t)(B + i) * D + (size_t)l * E,
-                           (size_t)E * sizeof(float));
-                }
-            L += cmr_infonce_forward(probs, FA, FP, G, E, tau) / nl;
-            ncorrect += cmr_infonce_correct(probs, G);
-            memset(dA, 0, 2 * GE * sizeof(float));
-            cmr_infonce_backward(dA, dP, probs, FA, FP, G, E, tau, 1.0f / nl);
-            for (int i = 0; i < B; i++) {
-                const float *ga = dA + ((size_t)d->rank * B + i) * E, *gp = dP + ((size_t)d->rank * B + i) * E;
-                float *ra = demb + (size_t)i * D + (size_t)l * E, *rp = demb + (size_t)(B + i) * D + (size_t)l * E;
-                for (int j = 0; j < E; j++) {
-                    ra[j] += ga[j];
-                    rp[j] += gp[j];
-                }
-            }
-        }
-        if ((rc = cmr_model_backward(m, demb, err)))
-            return rc;
-    } else {
-        int T = c->context, K = c->k, S = T + K, n = B * S, H = c->hidden;
-        size_t nE = (size_t)n * E, KBE = (size_t)K * BE;
-        /* z dz (n, E); zc dzc (B, T, E); cs dc (B, T, H); ct dct (B, H);
-         * send (2, K, B, E); all (N, 2, K, B, E); PRED Y dPRED dY (G, E); probs (G, G) */
-        size_t need = 2 * nE + 2 * (size_t)B * T * E + 2 * (size_t)B * T * H + 2 * (size_t)B * H + 2 * KBE +
-                      (size_t)N * 2 * KBE + 4 * GE + (size_t)G * G;
-        float *z = fgrow(d, need);
-        if (!z)
-            return cmr_error_set(err, CMR_ENOMEM, "dist: out of memory");
-        float *dz = z + nE, *zc = dz + nE, *dzc = zc + (size_t)B * T * E, *cs = dzc + (size_t)B * T * E,
-              *dc = cs + (size_t)B * T * H, *ct = dc + (size_t)B * T * H, *dct = ct + (size_t)B * H,
-              *send = dct + (size_t)B * H, *all = send + 2 * KBE, *PRED = all + (size_t)N * 2 * KBE,
-              *Y = PRED + GE, *dPRED = Y + GE, *dY = dPRED + GE, *probs = dY + GE;
-        if ((rc = cmr_model_forward(m, x, n, 1, z, err)))
-            return rc;
-        for (int b = 0; b < B; b++)
-            memcpy(zc + (size_t)b * T * E, z + (size_t)b * S * E, (size_t)T * E * sizeof(float));
-        if ((rc = cmr_model_gru_forward(m, zc, NULL, B, T, 1, cs, err)))
-            return rc;
-        for (int b = 0; b < B; b++)
-            memcpy(ct + (size_t)b * H, cs + ((size_t)b * T + T - 1) * H, (size_t)H * sizeof(float));
-        /* this rank's predictions W_k c_t + b_k and targets z_{T+k}, for every k */
-        for (int k = 0; k < K; k++) {
-            cmr_linear_forward(send + (size_t)k * BE, ct, m->p.pred_w[k], m->p.pred_b[k], B, H, E);
-            for (int b = 0; b < B; b++)
-                memcpy(send + KBE + (size_t)k * BE + (size_t)b * E, z + ((size_t)b * S + T + k) * E,
-                       (size_t)E * sizeof(float));
-        }
-        t0 = wall();
-        rc = cmr_dist_allgather(d, send, all, 2 * KBE, CMR_DIST_F32);
-        d->t_embed += wall() - t0;
-        if (rc)
-            return cmr_error_set(err, rc, "dist: gathering the predictions failed (%s)", cmr_strerror(rc));
-        memset(dz, 0, nE * sizeof(float));
-        memset(dct, 0, (size_t)B * H * sizeof(float));
-        for (int k = 0; k < K; k++) {
-            for (int r = 0; r < N; r++) {
-                const float *src = all + (size_t)r * 2 * KBE;
-                memcpy(PRED + (size_t)r * BE, src + (size_t)k * BE, BE * sizeof(float));
-                memcpy(Y + (size_t)r * BE, src + KBE + (size_t)k * BE, BE * sizeof(float));
-            }
-            L += cmr_infonce_forward(probs, PRED, Y, G, E, tau);
-            ncorrect += cmr_infonce_correct(probs, G);
-            memset(dPRED, 0, 2 * GE * sizeof(float));
-            cmr_infonce_backward(dPRED, dY, probs, PRED, Y, G, E, tau, 1.0f);
-            const float *dpred = dPRED + (size_t)d->rank * BE, *dy = dY + (size_t)d->rank * BE;
-            cmr_linear_backward(dct, m->g.pred_w[k], m->g.pred_b[k], dpred, ct, m->p.pred_w[k], B, H, E);
-            for (int b = 0; b < B; b++) {
-                float *row = dz + ((size_t)b * S + T + k) * E;
-                for (int j = 0; j < E; j++)
-                    row[j] += dy[(size_t)b * E + j];
-            }
-        }
-        memset(dc, 0, (size_t)B * T * H * sizeof(float));
-        for (int b = 0; b < B; b++)
-            memcpy(dc + ((size_t)b * T + T - 1) * H, dct + (size_t)b * H, (size_t)H * sizeof(float));
-        memset(dzc, 0, (size_t)B * T * E * sizeof(float));
-        if ((rc = cmr_model_gru_backward(m, dc, dzc, err)))
-            return rc;
-        for (int b = 0; b < B; b++)
-            for (size_t j = 0; j < (size_t)T * E; j++)
-                dz[(size_t)b * S * E + j] += dzc[(size_t)b * T * E + j];
-        if ((rc = cmr_model_backward(m, dz, err)))
-            return rc;
-    }
+    rc = m->cfg.kind != CMR_MODEL_CPC ? loss_pairs(d, x, B, tau, &L, &ncorrect, err)
+                                      : loss_cpc(d, x, B, tau, &L, &ncorrect, err);
+    if (rc)
+        return rc;
     if (!isfinite(L))
         return cmr_error_set(err, CMR_ENUMERIC, "model: the loss is not finite (%g)", L);
     if (loss)
@@ -564,9 +581,9 @@ int cmr_dist_reduce_grads(struct cmr_dist *d, struct cmr_error *err)
         return cmr_error_set(err, CMR_ESTATE, "dist: no gradients to reduce");
     if (d->size == 1)
         return CMR_OK;
-    double t0 = wall();
+    double t0 = cmr_now();
     int rc = cmr_dist_allreduce(d, d->m->grads, d->m->n_params, CMR_DIST_F32, CMR_DIST_SUM);
-    d->t_grads += wall() - t0;
+    d->t_grads += cmr_now() - t0;
     if (rc)
         return cmr_error_set(err, rc, "dist: the gradient all-reduce failed (%s)", cmr_strerror(rc));
     return CMR_OK;
@@ -617,12 +634,12 @@ int cmr_dist_verify(struct cmr_dist *d, struct cmr_error *err)
         return cmr_error_set(err, CMR_ESTATE, "dist: no model attached");
     if (d->size == 1)
         return CMR_OK;
-    double t0 = wall();
+    double t0 = cmr_now();
     int64_t mine = (int64_t)cmr_dist_checksum(d->m, d->cfg.sync_bn), *all = malloc((size_t)d->size * sizeof *all);
     if (!all)
         return cmr_error_set(err, CMR_ENOMEM, "dist: out of memory");
     int rc = cmr_dist_allgather(d, &mine, all, 1, CMR_DIST_I64);
-    d->t_check += wall() - t0;
+    d->t_check += cmr_now() - t0;
     if (rc) {
         free(all);
         return cmr_error_set(err, rc, "dist: comparing the weights failed (%s)", cmr_strerror(rc));
@@ -643,7 +660,7 @@ int cmr_dist_verify(struct cmr_dist *d, struct cmr_error *err)
 
 int cmr_dist_admit(struct cmr_dist *d, int64_t label)
 {
-    struct cmr_trainer *t = d->t;
+    struct cmr_train *t = d->t;
     int64_t G = (int64_t)d->size * t->cfg.batch;
     if (d->resuming) {
         d->reached |= label >= d->skip_label;
@@ -673,10 +690,10 @@ int cmr_dist_admit(struct cmr_dist *d, int64_t label)
     return 1;
 }
 
-int cmr_dist_step(struct cmr_dist *d, int ended, int eof, struct cmr_train_step *s,
+int cmr_dist_step(struct cmr_dist *d, int ended, int eof, struct cmr_train_result *s,
                   struct cmr_dist_agreement *a, struct cmr_error *err)
 {
-    struct cmr_trainer *t = d->t;
+    struct cmr_train *t = d->t;
     struct cmr_dist_agreement tmp;
     int rc;
     if (!a)
@@ -734,7 +751,7 @@ int cmr_dist_step(struct cmr_dist *d, int ended, int eof, struct cmr_train_step 
         t->n = (int)n;
     }
     int full = t->n == t->cfg.batch;
-    if ((rc = cmr_trainer_step(t, s, err)))
+    if ((rc = cmr_train_step(t, s, err)))
         return rc;
     if (s->trained) {
         d->n_steps++;
@@ -785,7 +802,7 @@ int cmr_dist_checkpoint_ranks(const struct cmr_model *m)
 int cmr_dist_save(struct cmr_dist *d, const char *path, struct cmr_error *err)
 {
     struct cmr_model *m = d->m;
-    struct cmr_trainer *t = d->t;
+    struct cmr_train *t = d->t;
     int rc;
     if (!m || !t)
         return cmr_error_set(err, CMR_ESTATE, "dist: no trainer attached");
@@ -816,13 +833,13 @@ int cmr_dist_save(struct cmr_dist *d, const char *path, struct cmr_error *err)
         return cmr_error_set(err, rc, "dist: cannot store the position in the model's metadata");
     if (d->rank != 0)
         return CMR_OK;
-    return cmr_trainer_save(t, path, err);
+    return cmr_train_save(t, path, err);
 }
 
 int cmr_dist_restore(struct cmr_dist *d, struct cmr_error *err)
 {
     struct cmr_model *m = d->m;
-    struct cmr_trainer *t = d->t;
+    struct cmr_train *t = d->t;
     int64_t ranks0 = 1, b0 = 0, label = 0, skip = 0;
     int rc, dist = cmr_dist_checkpoint_ranks(m) > 0;
     if (!m || !t)
@@ -845,7 +862,7 @@ int cmr_dist_restore(struct cmr_dist *d, struct cmr_error *err)
     }
     /* the epoch's sums count this rank's examples: in this run's units */
     d->batch_scale = (double)ranks0 / d->size;
-    if ((rc = cmr_trainer_restore(t, err)))
+    if ((rc = cmr_train_restore(t, err)))
         return rc;
     /* where the checkpoint stopped: epoch `label`, of which `skip` examples
      * were trained on (all of it when -1) */

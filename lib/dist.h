@@ -77,7 +77,7 @@ struct cmr_dist_cfg {
     enum cmr_dist_input input;
     int check_every;             /* compare weight checksums every N steps (0: only at checkpoints) */
 };
-void cmr_dist_cfg_default(struct cmr_dist_cfg *cfg); /* per-rank BN, SHARD, check every 100 */
+struct cmr_dist_cfg cmr_dist_cfg_default(void); /* per-rank BN, SHARD, check every 100 */
 
 /* what the ranks agreed for one step (cmr_dist_step) */
 struct cmr_dist_agreement {
@@ -93,7 +93,7 @@ struct cmr_dist {
     struct cmr_dist_cfg cfg;
     struct cmr_bn_hook bn;       /* synchronised batch norm (installed by cmr_dist_attach) */
     struct cmr_model *m;         /* attached: not owned */
-    struct cmr_trainer *t;
+    struct cmr_train *t;
 
     /* the stream protocol (cmr_dist_admit, cmr_dist_step) */
     int over;            /* the epoch in progress had its last step: drop the rest of it */
@@ -147,9 +147,9 @@ void *cmr_dist_threads_new(int n, struct cmr_error *err);
 void cmr_dist_threads_free(void *ctx);
 
 /* MPI (lib/dist_mpi.c; declared here, defined only in programs built with
- * MPI, HAVE_MPI): MPI_Init, then a rank of MPI_COMM_WORLD. A process that
- * exits with a non-zero status before cmr_dist_mpi_finalize calls MPI_Abort,
- * so that one failing rank stops the job. */
+ * MPI, HAVE_MPI): MPI_Init, then a rank of MPI_COMM_WORLD. What a process
+ * does when it fails (MPI_Abort, so that one failing rank stops the job) is
+ * the program's business: filters/train-mpi.c. */
 struct cmr_dist *cmr_dist_mpi_new(int *argc, char ***argv, const struct cmr_dist_cfg *cfg,
                                   struct cmr_error *err);
 /* frees d, then MPI_Finalize */
@@ -167,7 +167,7 @@ int cmr_dist_bcast(struct cmr_dist *d, void *buf, size_t bytes, int root);
  * m->bn_hook and, when t is given, the global loss and the gradient
  * all-reduce as the trainer's hooks, and scales t->levels by the number of
  * ranks (a step's accuracy counts over the global batch). */
-int cmr_dist_attach(struct cmr_dist *d, struct cmr_model *m, struct cmr_trainer *t, struct cmr_error *err);
+int cmr_dist_attach(struct cmr_dist *d, struct cmr_model *m, struct cmr_train *t, struct cmr_error *err);
 
 /* Makes every rank's model rank 0's: parameters, running statistics, Adam's
  * state and train state (collective). Then the weight checksum is compared.
@@ -197,7 +197,7 @@ int cmr_dist_verify(struct cmr_dist *d, struct cmr_error *err);
  * epoch label is `label`: returns 0 to drop it (the checkpoint being resumed
  * trained on it; the epoch in progress had its last step; CMR_DIST_ALL:
  * another rank's example), 1 to take it. Call for every example, in order,
- * before cmr_trainer_epoch_changes. */
+ * before cmr_train_epoch_changes. */
 int cmr_dist_admit(struct cmr_dist *d, int64_t label);
 
 /* One data-parallel step of the attached trainer (collective). Call it when
@@ -205,28 +205,28 @@ int cmr_dist_admit(struct cmr_dist *d, int64_t label);
  * another epoch came: ended = 1) and at the end of its stream (ended = eof =
  * 1). The ranks agree (struct cmr_dist_agreement, filled if a is not NULL);
  * a rank holding more examples than agreed drops the rest; then
- * cmr_trainer_step runs (s as there). After a step with a->over on a rank
+ * cmr_train_step runs (s as there). After a step with a->over on a rank
  * whose epoch had not ended, d->over is set: cmr_dist_admit drops the rest
  * of the epoch, and the next call (at the epoch's end) does nothing but
  * clear it (s->n = 0); the caller then ends the epoch as usual
- * (cmr_trainer_end_epoch).
+ * (cmr_train_end_epoch).
  * CMR_EINVAL when the ranks' streams disagree on the epoch label, or a
  * resumed stream ended before the checkpoint's position. */
-int cmr_dist_step(struct cmr_dist *d, int ended, int eof, struct cmr_train_step *s,
+int cmr_dist_step(struct cmr_dist *d, int ended, int eof, struct cmr_train_result *s,
                   struct cmr_dist_agreement *a, struct cmr_error *err);
 /* ---- checkpoints ---- */
 
 /* Collective: checks the weights (cmr_dist_verify), averages the running
  * statistics over the ranks when they are per rank (every rank adopts the
  * mean), records the position (train.dist.* metadata), and rank 0 writes
- * the checkpoint with cmr_trainer_save. */
+ * the checkpoint with cmr_train_save. */
 int cmr_dist_save(struct cmr_dist *d, const char *path, struct cmr_error *err);
 
-/* cmr_trainer_restore for a data-parallel run: accepts the checkpoint's
+/* cmr_train_restore for a data-parallel run: accepts the checkpoint's
  * per-rank batch, or any batch that keeps its global batch (N*b), and
  * prepares cmr_dist_admit to skip what the checkpoint trained on. A
  * checkpoint of a single process (no train.dist.* keys) is read as one rank.
- * Errors as cmr_trainer_restore's. */
+ * Errors as cmr_train_restore's. */
 int cmr_dist_restore(struct cmr_dist *d, struct cmr_error *err);
 
 /* the number of ranks that wrote checkpoint m (train.dist.ranks), 0 if it

@@ -5,7 +5,6 @@
 #include "config.h"
 
 #include <limits.h>
-#include <stdlib.h>
 
 #include <mpi.h>
 
@@ -58,18 +57,6 @@ static int mpi_bcast(struct cmr_dist *d, void *buf, size_t bytes, int root)
 
 static const struct cmr_dist_ops mpi_ops = {mpi_allreduce, mpi_allgather, mpi_bcast};
 
-/* a rank that exits with an error (cli_die) before MPI_Finalize takes the
- * job down with it, instead of leaving the others waiting in a collective */
-static void abort_on_error(int status, void *arg)
-{
-    (void)arg;
-    int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
-    if (status != 0 && init && !fin)
-        MPI_Abort(MPI_COMM_WORLD, status);
-}
-
 struct cmr_dist *cmr_dist_mpi_new(int *argc, char ***argv, const struct cmr_dist_cfg *cfg,
                                   struct cmr_error *err)
 {
@@ -78,7 +65,6 @@ struct cmr_dist *cmr_dist_mpi_new(int *argc, char ***argv, const struct cmr_dist
         cmr_error_set(err, CMR_EIO, "dist: MPI_Init failed");
         return NULL;
     }
-    on_exit(abort_on_error, NULL);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     return cmr_dist_new(rank, size, &mpi_ops, NULL, cfg, err);

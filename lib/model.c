@@ -1,7 +1,7 @@
 /* cmr models: configuration, parameter layout, initialisation, tensor access
- * and the optimizer step. Forward and backward are in model_fwd.c, files in
- * model_file.c, safetensors in model_st.c. See model.h. */
-#include "model.h"
+ * and the optimizer step. Forward and backward are in model_forward.c, files in
+ * model_file.c, safetensors in model_safetensors.c. See model.h. */
+#include "model_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,7 +11,7 @@
 #include "util/rng.h"
 
 static const int paper_widths[CMR_MODEL_BLOCKS] = {128, 256, 256, 512, 512};
-static const int pools[CMR_MODEL_BLOCKS][2] = {{2, 2}, {2, 2}, {2, 2}, {4, 4}, {5, 3}};
+const int cmr_model_pools[CMR_MODEL_BLOCKS][2] = {{2, 2}, {2, 2}, {2, 2}, {4, 4}, {5, 3}};
 
 static const char *const kind_names[] = {"encoder", "multi", "cpc"};
 
@@ -30,32 +30,26 @@ int cmr_model_kind_parse(const char *s, enum cmr_model_kind *kind)
     return CMR_EINVAL;
 }
 
-int cmr_model_cfg_default(struct cmr_model_cfg *cfg, enum cmr_model_kind kind, double width)
+struct cmr_model_cfg cmr_model_cfg_default(enum cmr_model_kind kind, double width)
 {
-    memset(cfg, 0, sizeof *cfg);
+    struct cmr_model_cfg cfg = {.kind = kind, .width = width, .emb = 128, .n_time = CMR_MODEL_T,
+                                .n_freq = CMR_MODEL_F, .mel_mean = 0, .mel_std = 1};
     if (!(width > 0 && width <= 4) || (unsigned)kind > CMR_MODEL_CPC)
-        return CMR_EINVAL;
-    cfg->kind = kind;
-    cfg->width = width;
+        return cfg; /* cmr_model_cfg_check refuses it: the width (or kind), and no channels */
     for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
         /* cmr_models.py scaled_widths: max(1, int(round(c * width))); Python's
          * round() is half-to-even, which is rint() in the default rounding mode */
         double c = rint(paper_widths[l] * width);
-        cfg->widths[l] = c < 1 ? 1 : (int)c;
+        cfg.widths[l] = c < 1 ? 1 : (int)c;
     }
-    cfg->emb = 128;
     if (kind == CMR_MODEL_MULTI)
-        cfg->widths[4] = cfg->emb;
+        cfg.widths[4] = cfg.emb;
     if (kind == CMR_MODEL_CPC) {
-        cfg->hidden = 256;
-        cfg->k = 2;
-        cfg->context = 4;
+        cfg.hidden = 256;
+        cfg.k = 2;
+        cfg.context = 4;
     }
-    cfg->n_time = CMR_MODEL_T;
-    cfg->n_freq = CMR_MODEL_F;
-    cfg->mel_mean = 0;
-    cfg->mel_std = 1;
-    return CMR_OK;
+    return cfg;
 }
 
 int cmr_model_cfg_check(const struct cmr_model_cfg *cfg, struct cmr_error *err)
@@ -112,8 +106,8 @@ void cmr_model_block_out(const struct cmr_model_cfg *cfg, int l, int *oh, int *o
 {
     int h = cfg->n_time, w = cfg->n_freq;
     for (int i = 0; i <= l; i++) {
-        h /= pools[i][0];
-        w /= pools[i][1];
+        h /= cmr_model_pools[i][0];
+        w /= cmr_model_pools[i][1];
     }
     *oh = h;
     *ow = w;
@@ -256,8 +250,6 @@ static void point_params(const struct cmr_model *m, float *base, struct cmr_para
         }
     }
 }
-
-void cmr_model_acts_free(struct cmr_model *m); /* model_fwd.c */
 
 void cmr_model_free(struct cmr_model *m)
 {

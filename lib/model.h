@@ -55,6 +55,7 @@
 #define CMR_MODEL_MAX_K 16
 #define CMR_MODEL_T 188        /* frames per segment (3 s at hop 256, 16 kHz) */
 #define CMR_MODEL_F 96         /* mel bins */
+#define CMR_MODEL_SEG ((size_t)CMR_MODEL_T * CMR_MODEL_F) /* floats per segment */
 #define CMR_MODEL_MAX_META 64  /* free-form string metadata entries */
 
 enum cmr_model_kind {
@@ -79,8 +80,9 @@ struct cmr_model_cfg {
 /* The paper's configuration for kind at width multiplier `width`:
  * channels max(1, round(c * width)) of (128, 256, 256, 512, 512) exactly as
  * cmr_models.py scaled_widths (Python rounds half to even), emb 128, and for cpc
- * hidden 256, K 2, context 4. CMR_EINVAL for width outside (0, 4]. */
-int cmr_model_cfg_default(struct cmr_model_cfg *cfg, enum cmr_model_kind kind, double width);
+ * hidden 256, K 2, context 4. A width outside (0, 4] (or an unknown kind)
+ * gives a configuration that cmr_model_cfg_check refuses. */
+struct cmr_model_cfg cmr_model_cfg_default(enum cmr_model_kind kind, double width);
 /* checks every field: CMR_OK or CMR_EMODEL with err naming the field */
 int cmr_model_cfg_check(const struct cmr_model_cfg *cfg, struct cmr_error *err);
 /* "encoder", "multi", "cpc" */
@@ -301,7 +303,7 @@ struct cmr_model *cmr_model_load(const char *path, struct cmr_error *err);
 struct cmr_model *cmr_model_load_mem(const void *buf, size_t len, const char *name,
                                      struct cmr_error *err);
 
-/* ---- safetensors interchange (lib/model_st.c) ---- */
+/* ---- safetensors interchange (lib/model_safetensors.c) ---- */
 
 /* What import may be told on the command line; a field left at its "unset"
  * value comes from the file's __metadata__, else from the tensor shapes, else

@@ -4,11 +4,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <zlib.h>
 
 #include "model.h"
 #include "util/atomic.h"
@@ -16,29 +17,10 @@
 #define FLAG_ADAM 1u
 #define MAX_STR 4096
 
-/* ---- CRC-32 (IEEE 802.3, as zlib's crc32) ---- */
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_make(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        crc_table[i] = c;
-    }
-}
-
-static void crc_init(void) { pthread_once(&crc_once, crc_make); }
-
+/* CRC-32 (IEEE 802.3): zlib's, over any length */
 static uint32_t crc_update(uint32_t crc, const void *buf, size_t n)
 {
-    const unsigned char *p = buf;
-    crc = ~crc;
-    while (n--)
-        crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-    return ~crc;
+    return (uint32_t)crc32_z(crc, buf, n);
 }
 
 /* ---- writing ---- */
@@ -72,7 +54,6 @@ static void put_str(struct w *w, const char *s)
 int cmr_model_save(const struct cmr_model *m, const char *path, int with_adam,
                    struct cmr_error *err)
 {
-    crc_init();
     const struct cmr_model_cfg *c = &m->cfg;
     const struct cmr_train_state *t = &m->train;
     uint32_t flags = with_adam && m->adam_m ? FLAG_ADAM : 0;
@@ -195,207 +176,210 @@ static int get_str(struct r *r, char **out)
     return CMR_OK;
 }
 
-struct cmr_model *cmr_model_load_mem(const void *buf, size_t len, const char *name,
-                                     struct cmr_error *err)
+/* magic, version, configuration and training state, with every check that
+ * can be made before the model is allocated */
+static int load_header(struct r *r, struct cmr_model_cfg *c, struct cmr_train_state *t, uint32_t *flags,
+                       uint32_t *n_meta)
 {
-    crc_init();
-    struct r r = {buf, len, 0, name, err, "the header"};
-    struct cmr_model_cfg c;
-    struct cmr_train_state t;
+    const char *name = r->name;
+    struct cmr_error *err = r->err;
     char magic[8];
-    uint32_t version, kind, flags, n_meta, n_tensors;
-    struct cmr_model *m = NULL;
+    uint32_t version, kind;
     int rc;
-
-    memset(&c, 0, sizeof c);
-    memset(&t, 0, sizeof t);
-    if (len < 8 || memcmp(buf, CMR_MODEL_MAGIC, 8)) {
-        if (len >= 9 && ((const unsigned char *)buf)[8] == '{')
-            cmr_error_set(err, CMR_EMAGIC,
-                          "%s: not a cmr model file (bad magic); it looks like safetensors: "
-                          "convert it with 'cmr-model import %s OUT'",
-                          name, name);
-        else
-            cmr_error_set(err, CMR_EMAGIC, "%s: not a cmr model file (bad magic)", name);
-        return NULL;
+    if (r->n < 8 || memcmp(r->p, CMR_MODEL_MAGIC, 8)) {
+        if (r->n >= 9 && r->p[8] == '{')
+            return cmr_error_set(err, CMR_EMAGIC,
+                                 "%s: not a cmr model file (bad magic); it looks like safetensors: "
+                                 "convert it with 'cmr-model import %s OUT'",
+                                 name, name);
+        return cmr_error_set(err, CMR_EMAGIC, "%s: not a cmr model file (bad magic)", name);
     }
-    get(&r, magic, 8);
-    if (get(&r, &version, 4))
-        return NULL;
-    if (version != CMR_MODEL_VERSION) {
-        cmr_error_set(err, CMR_EVERSION,
-                      "%s: model format version %" PRIu32 ", this cmr reads version %d%s", name,
-                      version, CMR_MODEL_VERSION,
-                      version > CMR_MODEL_VERSION ? " ---> HINT: upgrade cmr" : "");
-        return NULL;
-    }
+    get(r, magic, 8);
+    if ((rc = get(r, &version, 4)))
+        return rc;
+    if (version != CMR_MODEL_VERSION)
+        return cmr_error_set(err, CMR_EVERSION, "%s: model format version %" PRIu32 ", this cmr reads version %d%s",
+                             name, version, CMR_MODEL_VERSION,
+                             version > CMR_MODEL_VERSION ? " ---> HINT: upgrade cmr" : "");
     int32_t i32;
-    rc = get(&r, &kind, 4) || get(&r, &c.width, 8);
+    rc = get(r, &kind, 4) || get(r, &c->width, 8);
     for (int l = 0; l < CMR_MODEL_BLOCKS && !rc; l++)
-        rc = get(&r, &c.widths[l], 4);
-    rc = rc || get(&r, &c.emb, 4) || get(&r, &c.hidden, 4) || get(&r, &c.k, 4) ||
-         get(&r, &c.context, 4) || get(&r, &c.n_time, 4) || get(&r, &c.n_freq, 4) ||
-         get(&r, &c.mel_mean, 4) || get(&r, &c.mel_std, 4) || get(&r, &t.step, 8) ||
-         get(&r, &t.epoch, 8) || get(&r, &t.lr, 8) || get(&r, &t.best_loss, 8) ||
-         get(&r, &i32, 4) || get(&r, &t.adam_t, 8) || get(&r, &t.beta1, 8) ||
-         get(&r, &t.beta2, 8) || get(&r, &t.eps, 8) || get(&r, &t.weight_decay, 8) ||
-         get(&r, &flags, 4) || get(&r, &n_meta, 4);
+        rc = get(r, &c->widths[l], 4);
+    rc = rc || get(r, &c->emb, 4) || get(r, &c->hidden, 4) || get(r, &c->k, 4) ||
+         get(r, &c->context, 4) || get(r, &c->n_time, 4) || get(r, &c->n_freq, 4) ||
+         get(r, &c->mel_mean, 4) || get(r, &c->mel_std, 4) || get(r, &t->step, 8) ||
+         get(r, &t->epoch, 8) || get(r, &t->lr, 8) || get(r, &t->best_loss, 8) ||
+         get(r, &i32, 4) || get(r, &t->adam_t, 8) || get(r, &t->beta1, 8) ||
+         get(r, &t->beta2, 8) || get(r, &t->eps, 8) || get(r, &t->weight_decay, 8) ||
+         get(r, flags, 4) || get(r, n_meta, 4);
     if (rc)
-        return NULL; /* err says truncated */
-    t.bad_epochs = i32;
-    if (kind > CMR_MODEL_CPC) {
-        cmr_error_set(err, CMR_EMODEL, "%s: unknown model kind %" PRIu32, name, kind);
-        return NULL;
-    }
-    c.kind = (enum cmr_model_kind)kind;
+        return CMR_ETRUNCATED; /* err says truncated */
+    t->bad_epochs = i32;
+    if (kind > CMR_MODEL_CPC)
+        return cmr_error_set(err, CMR_EMODEL, "%s: unknown model kind %" PRIu32, name, kind);
+    c->kind = (enum cmr_model_kind)kind;
     struct cmr_error cerr = {0};
-    if (cmr_model_cfg_check(&c, &cerr)) {
-        cmr_error_set(err, CMR_EMODEL, "%s: %s", name, cerr.msg);
-        return NULL;
-    }
-    if (n_meta > CMR_MODEL_MAX_META) {
-        cmr_error_set(err, CMR_EFORMAT, "%s: %" PRIu32 " metadata entries (limit %d)", name, n_meta,
-                      CMR_MODEL_MAX_META);
-        return NULL;
-    }
-    if (flags & ~FLAG_ADAM) {
-        cmr_error_set(err, CMR_EFORMAT, "%s: unknown flags 0x%" PRIx32, name, flags);
-        return NULL;
-    }
+    if (cmr_model_cfg_check(c, &cerr))
+        return cmr_error_set(err, CMR_EMODEL, "%s: %s", name, cerr.msg);
+    if (*n_meta > CMR_MODEL_MAX_META)
+        return cmr_error_set(err, CMR_EFORMAT, "%s: %" PRIu32 " metadata entries (limit %d)", name, *n_meta,
+                             CMR_MODEL_MAX_META);
+    if (*flags & ~FLAG_ADAM)
+        return cmr_error_set(err, CMR_EFORMAT, "%s: unknown flags 0x%" PRIx32, name, *flags);
     /* the tensors must be in the file before they are allocated: a header of
      * a few bytes must not make the loader take gigabytes (fuzz-model) */
-    size_t floats = cmr_model_cfg_floats(&c);
-    if (floats > (len - r.i) / sizeof(float)) {
-        cmr_error_set(err, CMR_ETRUNCATED,
-                      "%s: truncated model file: ends at byte %zu while reading tensors (a %s model of "
-                      "this configuration needs %zu bytes of them)",
-                      name, len, cmr_model_kind_name(c.kind), floats * sizeof(float));
-        return NULL;
-    }
-    if (!(m = cmr_model_new(&c, err)))
-        return NULL;
-    m->train = t;
-    r.what = "the metadata";
+    size_t floats = cmr_model_cfg_floats(c);
+    if (floats > (r->n - r->i) / sizeof(float))
+        return cmr_error_set(err, CMR_ETRUNCATED,
+                             "%s: truncated model file: ends at byte %zu while reading tensors (a %s model of "
+                             "this configuration needs %zu bytes of them)",
+                             name, r->n, cmr_model_kind_name(c->kind), floats * sizeof(float));
+    return CMR_OK;
+}
+
+static int load_meta(struct r *r, struct cmr_model *m, uint32_t n_meta)
+{
+    r->what = "the metadata";
     for (uint32_t i = 0; i < n_meta; i++) {
         char *k = NULL, *v = NULL;
-        if (get_str(&r, &k) || get_str(&r, &v)) {
+        int rc;
+        if ((rc = get_str(r, &k)) || (rc = get_str(r, &v))) {
             free(k);
-            goto fail;
+            return rc;
         }
         rc = cmr_model_meta_set(m, k, v);
         free(k);
         free(v);
-        if (rc) {
-            cmr_error_set(err, rc, "%s: %s", name, cmr_strerror(rc));
-            goto fail;
-        }
+        if (rc)
+            return cmr_error_set(r->err, rc, "%s: %s", r->name, cmr_strerror(rc));
     }
-    r.what = "the tensor count";
-    if (get(&r, &n_tensors, 4))
-        goto fail;
-    if (n_tensors != (uint32_t)m->n_tensors) {
-        cmr_error_set(err, CMR_EMODEL, "%s: %" PRIu32 " tensors, a %s model of this configuration has %d",
-                      name, n_tensors, cmr_model_kind_name(c.kind), m->n_tensors);
-        goto fail;
-    }
-    char *seen = calloc((size_t)m->n_tensors, 1);
-    if (!seen) {
-        cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", name);
-        goto fail;
-    }
-    for (uint32_t i = 0; i < n_tensors; i++) {
-        char *tn = NULL, what[128];
-        uint32_t ndim, dtype;
-        int64_t shape[8];
-        snprintf(what, sizeof what, "tensor %" PRIu32, i);
-        r.what = what;
-        if (get_str(&r, &tn))
-            goto fail_seen;
-        snprintf(what, sizeof what, "tensor %.80s", tn);
-        int idx = cmr_model_tensor_find(m, tn);
-        if (idx < 0 || seen[idx]) {
-            cmr_error_set(err, CMR_EMODEL, "%s: tensor '%s' %s", name, tn,
-                          idx < 0 ? "does not belong to this model" : "appears twice");
-            free(tn);
-            goto fail_seen;
-        }
+    return CMR_OK;
+}
+
+/* tensor i of the file: its name (a tensor of m not seen yet), shape, dtype, values */
+static int load_tensor(struct r *r, struct cmr_model *m, char *seen, uint32_t i)
+{
+    const char *name = r->name;
+    struct cmr_error *err = r->err;
+    char *tn = NULL, what[128];
+    uint32_t ndim, dtype;
+    int64_t shape[8];
+    int rc;
+    snprintf(what, sizeof what, "tensor %" PRIu32, i);
+    r->what = what;
+    if ((rc = get_str(r, &tn)))
+        return rc;
+    snprintf(what, sizeof what, "tensor %.80s", tn);
+    int idx = cmr_model_tensor_find(m, tn);
+    if (idx < 0 || seen[idx]) {
+        rc = cmr_error_set(err, CMR_EMODEL, "%s: tensor '%s' %s", name, tn,
+                           idx < 0 ? "does not belong to this model" : "appears twice");
         free(tn);
-        seen[idx] = 1;
-        const struct cmr_tensor *mt = &m->tensors[idx];
-        if (get(&r, &ndim, 4))
-            goto fail_seen;
-        if (ndim > 8) {
-            cmr_error_set(err, CMR_EFORMAT, "%s: %s has rank %" PRIu32, name, what, ndim);
-            goto fail_seen;
-        }
-        int same = (int)ndim == mt->ndim;
-        for (uint32_t d = 0; d < ndim; d++) {
-            if (get(&r, &shape[d], 8))
-                goto fail_seen;
-            same = same && shape[d] == mt->shape[d];
-        }
-        if (!same) {
-            cmr_error_set(err, CMR_EMODEL, "%s: %s has the wrong shape for the configuration in the header",
-                          name, what);
-            goto fail_seen;
-        }
-        if (get(&r, &dtype, 4))
-            goto fail_seen;
-        if (dtype != (mt->role == CMR_TENSOR_COUNT ? 1u : 0u)) {
-            cmr_error_set(err, CMR_EFORMAT, "%s: %s has dtype code %" PRIu32, name, what, dtype);
-            goto fail_seen;
-        }
-        if (mt->role == CMR_TENSOR_COUNT) {
-            if (get(&r, &m->bn_count[mt->offset], 8))
-                goto fail_seen;
-        } else {
-            float *dst = (mt->role == CMR_TENSOR_PARAM ? m->params : m->stats) + mt->offset;
-            if (get(&r, dst, mt->numel * sizeof(float)))
-                goto fail_seen;
-        }
+        return rc;
     }
+    free(tn);
+    seen[idx] = 1;
+    const struct cmr_tensor *mt = &m->tensors[idx];
+    if ((rc = get(r, &ndim, 4)))
+        return rc;
+    if (ndim > 8)
+        return cmr_error_set(err, CMR_EFORMAT, "%s: %s has rank %" PRIu32, name, what, ndim);
+    int same = (int)ndim == mt->ndim;
+    for (uint32_t d = 0; d < ndim; d++) {
+        if ((rc = get(r, &shape[d], 8)))
+            return rc;
+        same = same && shape[d] == mt->shape[d];
+    }
+    if (!same)
+        return cmr_error_set(err, CMR_EMODEL, "%s: %s has the wrong shape for the configuration in the header",
+                             name, what);
+    if ((rc = get(r, &dtype, 4)))
+        return rc;
+    if (dtype != (mt->role == CMR_TENSOR_COUNT ? 1u : 0u))
+        return cmr_error_set(err, CMR_EFORMAT, "%s: %s has dtype code %" PRIu32, name, what, dtype);
+    if (mt->role == CMR_TENSOR_COUNT)
+        return get(r, &m->bn_count[mt->offset], 8);
+    float *dst = (mt->role == CMR_TENSOR_PARAM ? m->params : m->stats) + mt->offset;
+    return get(r, dst, mt->numel * sizeof(float));
+}
+
+static int load_tensors(struct r *r, struct cmr_model *m)
+{
+    uint32_t n_tensors;
+    int rc;
+    r->what = "the tensor count";
+    if ((rc = get(r, &n_tensors, 4)))
+        return rc;
+    if (n_tensors != (uint32_t)m->n_tensors)
+        return cmr_error_set(r->err, CMR_EMODEL, "%s: %" PRIu32 " tensors, a %s model of this configuration has %d",
+                             r->name, n_tensors, cmr_model_kind_name(m->cfg.kind), m->n_tensors);
+    char *seen = calloc((size_t)m->n_tensors, 1);
+    if (!seen)
+        return cmr_error_set(r->err, CMR_ENOMEM, "%s: out of memory", r->name);
+    for (uint32_t i = 0; i < n_tensors && !rc; i++)
+        rc = load_tensor(r, m, seen, i);
+    r->what = "the tensors"; /* not load_tensor's own buffer, gone now */
     free(seen);
-    if (flags & FLAG_ADAM) {
-        int64_t np;
-        r.what = "Adam's state";
-        if (get(&r, &np, 8))
-            goto fail;
-        if (np != (int64_t)m->n_params) {
-            cmr_error_set(err, CMR_EFORMAT, "%s: Adam state for %" PRId64 " parameters, the model has %zu",
-                          name, np, m->n_params);
-            goto fail;
-        }
-        m->adam_m = malloc(m->n_params * sizeof(float));
-        m->adam_v = malloc(m->n_params * sizeof(float));
-        if (!m->adam_m || !m->adam_v) {
-            cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", name);
-            goto fail;
-        }
-        if (get(&r, m->adam_m, m->n_params * sizeof(float)) ||
-            get(&r, m->adam_v, m->n_params * sizeof(float)))
-            goto fail;
+    return rc;
+}
+
+static int load_adam(struct r *r, struct cmr_model *m)
+{
+    int64_t np;
+    int rc;
+    r->what = "Adam's state";
+    if ((rc = get(r, &np, 8)))
+        return rc;
+    if (np != (int64_t)m->n_params)
+        return cmr_error_set(r->err, CMR_EFORMAT, "%s: Adam state for %" PRId64 " parameters, the model has %zu",
+                             r->name, np, m->n_params);
+    m->adam_m = malloc(m->n_params * sizeof(float));
+    m->adam_v = malloc(m->n_params * sizeof(float));
+    if (!m->adam_m || !m->adam_v)
+        return cmr_error_set(r->err, CMR_ENOMEM, "%s: out of memory", r->name);
+    if ((rc = get(r, m->adam_m, m->n_params * sizeof(float))))
+        return rc;
+    return get(r, m->adam_v, m->n_params * sizeof(float));
+}
+
+/* the checksum of everything before it, and nothing after */
+static int load_checksum(struct r *r)
+{
+    uint32_t crc_file, crc = crc_update(0, r->p, r->i);
+    int rc;
+    r->what = "the checksum";
+    if ((rc = get(r, &crc_file, 4)))
+        return rc;
+    if (crc != crc_file)
+        return cmr_error_set(r->err, CMR_EFORMAT, "%s: checksum mismatch: the file is corrupted", r->name);
+    if (r->i != r->n)
+        return cmr_error_set(r->err, CMR_EFORMAT, "%s: %zu bytes of garbage after the model", r->name,
+                             r->n - r->i);
+    return CMR_OK;
+}
+
+struct cmr_model *cmr_model_load_mem(const void *buf, size_t len, const char *name,
+                                     struct cmr_error *err)
+{
+    struct r r = {buf, len, 0, name, err, "the header"};
+    struct cmr_model_cfg c;
+    struct cmr_train_state t;
+    uint32_t flags, n_meta;
+    struct cmr_model *m = NULL;
+
+    memset(&c, 0, sizeof c);
+    memset(&t, 0, sizeof t);
+    if (load_header(&r, &c, &t, &flags, &n_meta) || !(m = cmr_model_new(&c, err)))
+        return NULL;
+    m->train = t;
+    if (load_meta(&r, m, n_meta) || load_tensors(&r, m) || ((flags & FLAG_ADAM) && load_adam(&r, m)) ||
+        load_checksum(&r) ||
+        /* a valid checksum says nothing about the values (a diverged run, a tool) */
+        cmr_model_check_values(m, name, err)) {
+        cmr_model_free(m);
+        return NULL;
     }
-    uint32_t crc_file, crc = crc_update(0, buf, r.i);
-    r.what = "the checksum";
-    if (get(&r, &crc_file, 4))
-        goto fail;
-    if (crc != crc_file) {
-        cmr_error_set(err, CMR_EFORMAT, "%s: checksum mismatch: the file is corrupted", name);
-        goto fail;
-    }
-    if (r.i != len) {
-        cmr_error_set(err, CMR_EFORMAT, "%s: %zu bytes of garbage after the model", name, len - r.i);
-        goto fail;
-    }
-    /* a valid checksum says nothing about the values (a diverged run, a tool) */
-    if (cmr_model_check_values(m, name, err))
-        goto fail;
     return m;
-fail_seen:
-    free(seen);
-fail:
-    cmr_model_free(m);
-    return NULL;
 }
 
 struct cmr_model *cmr_model_load(const char *path, struct cmr_error *err)

@@ -7,15 +7,16 @@
 
 static const char *const strategy_names[] = {"self", "adjacent", "random", "sequence"};
 
-void cmr_pair_cfg_default(struct cmr_pair_cfg *cfg, double rate)
+struct cmr_pair_cfg cmr_pair_cfg_default(double rate)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->strategy = CMR_PAIR_SELF;
-    cfg->segment = (int64_t)llround(3.0 * rate);
-    cfg->crop = (int64_t)llround(3.6 * rate);
-    cfg->gap = (int64_t)llround(0.5 * rate);
-    cfg->context = 4;
-    cfg->predict = 2;
+    return (struct cmr_pair_cfg){
+        .strategy = CMR_PAIR_SELF,
+        .segment = (int64_t)llround(3.0 * rate),
+        .crop = (int64_t)llround(3.6 * rate),
+        .gap = (int64_t)llround(0.5 * rate),
+        .context = 4,
+        .predict = 2,
+    };
 }
 
 int cmr_pair_cfg_check(const struct cmr_pair_cfg *cfg, struct cmr_error *err)

@@ -64,7 +64,7 @@ struct cmr_pair_cfg {
 
 /* the paper's settings at `rate` Hz: self, 3 s segments, 3.6 s crops, 0.5 s gap,
  * context 4, predict 2 (sample counts rounded to the nearest integer) */
-void cmr_pair_cfg_default(struct cmr_pair_cfg *cfg, double rate);
+struct cmr_pair_cfg cmr_pair_cfg_default(double rate);
 /* CMR_OK, or CMR_EINVAL with err saying which field is wrong */
 int cmr_pair_cfg_check(const struct cmr_pair_cfg *cfg, struct cmr_error *err);
 

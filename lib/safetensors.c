@@ -17,17 +17,17 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[] = {
-    [CMR_ST_F32] = {"F32", 4}, [CMR_ST_F64] = {"F64", 8},  [CMR_ST_F16] = {"F16", 2},
-    [CMR_ST_BF16] = {"BF16", 2}, [CMR_ST_I64] = {"I64", 8}, [CMR_ST_I32] = {"I32", 4},
+    [CMR_SAFETENSORS_F32] = {"F32", 4}, [CMR_SAFETENSORS_F64] = {"F64", 8},  [CMR_SAFETENSORS_F16] = {"F16", 2},
+    [CMR_SAFETENSORS_BF16] = {"BF16", 2}, [CMR_SAFETENSORS_I64] = {"I64", 8}, [CMR_SAFETENSORS_I32] = {"I32", 4},
 };
 #define N_DTYPES ((int)(sizeof dtypes / sizeof dtypes[0]))
 
-const char *cmr_st_dtype_name(enum cmr_st_dtype d)
+const char *cmr_safetensors_dtype_name(enum cmr_safetensors_dtype d)
 {
     return (int)d >= 0 && (int)d < N_DTYPES ? dtypes[d].name : "?";
 }
 
-size_t cmr_st_numel(const struct cmr_st_tensor *t)
+size_t cmr_safetensors_numel(const struct cmr_safetensors_tensor *t)
 {
     size_t n = 1;
     for (int i = 0; i < t->ndim; i++)
@@ -76,7 +76,8 @@ static int parse_metadata(struct cmr_json *j, struct cmr_safetensors *st)
                 goto fail;
             }
         if (st->n_meta == cap) {
-            struct cmr_st_meta *nm = realloc(st->meta, sizeof *nm * (size_t)(cap = cap ? 2 * cap : 8));
+            cap = cap ? 2 * cap : 8;
+            struct cmr_safetensors_kv *nm = realloc(st->meta, sizeof *nm * (size_t)cap);
             if (!nm) {
                 rc = cmr_error_set(j->err, CMR_ENOMEM, "%s: out of memory", j->name);
                 goto fail;
@@ -96,7 +97,7 @@ static int parse_metadata(struct cmr_json *j, struct cmr_safetensors *st)
     return CMR_OK;
 }
 
-static int parse_tensor(struct cmr_json *j, struct cmr_st_tensor *t)
+static int parse_tensor(struct cmr_json *j, struct cmr_safetensors_tensor *t)
 {
     int rc, more, seen = 0;
     if ((rc = cmr_json_begin(j, '{', &more)))
@@ -126,12 +127,12 @@ static int parse_tensor(struct cmr_json *j, struct cmr_st_tensor *t)
                 free(k);
                 return CMR_EDTYPE;
             }
-            t->dtype = (enum cmr_st_dtype)found;
+            t->dtype = (enum cmr_safetensors_dtype)found;
             free(d);
         } else if (!strcmp(k, "shape") && !(seen & 2)) {
-            uint64_t v[CMR_ST_MAX_DIMS];
+            uint64_t v[CMR_SAFETENSORS_MAX_DIMS];
             seen |= 2;
-            if ((rc = juint_array(j, v, CMR_ST_MAX_DIMS, &t->ndim))) {
+            if ((rc = juint_array(j, v, CMR_SAFETENSORS_MAX_DIMS, &t->ndim))) {
                 free(k);
                 return rc;
             }
@@ -185,7 +186,7 @@ static int parse_header(struct cmr_json *j, struct cmr_safetensors *st)
             if ((rc = parse_metadata(j, st)))
                 return rc;
         } else {
-            if (strlen(k) > CMR_ST_MAX_NAME) {
+            if (strlen(k) > CMR_SAFETENSORS_MAX_NAME) {
                 free(k);
                 return jfail(j, "tensor name too long");
             }
@@ -195,7 +196,7 @@ static int parse_header(struct cmr_json *j, struct cmr_safetensors *st)
                 return CMR_EFORMAT;
             }
             if (st->n_tensors == cap) {
-                struct cmr_st_tensor *nt =
+                struct cmr_safetensors_tensor *nt =
                     realloc(st->tensors, sizeof *nt * (size_t)(cap = cap ? 2 * cap : 16));
                 if (!nt) {
                     free(k);
@@ -203,7 +204,7 @@ static int parse_header(struct cmr_json *j, struct cmr_safetensors *st)
                 }
                 st->tensors = nt;
             }
-            struct cmr_st_tensor *t = &st->tensors[st->n_tensors++];
+            struct cmr_safetensors_tensor *t = &st->tensors[st->n_tensors++];
             memset(t, 0, sizeof *t);
             t->name = k;
             if ((rc = parse_tensor(j, t)))
@@ -220,8 +221,8 @@ static int parse_header(struct cmr_json *j, struct cmr_safetensors *st)
 
 static int cmp_begin(const void *a, const void *b)
 {
-    const struct cmr_st_tensor *x = *(const struct cmr_st_tensor *const *)a;
-    const struct cmr_st_tensor *y = *(const struct cmr_st_tensor *const *)b;
+    const struct cmr_safetensors_tensor *x = *(const struct cmr_safetensors_tensor *const *)a;
+    const struct cmr_safetensors_tensor *y = *(const struct cmr_safetensors_tensor *const *)b;
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
@@ -229,7 +230,7 @@ static int cmp_begin(const void *a, const void *b)
 static int check_ranges(struct cmr_safetensors *st, const char *file, struct cmr_error *err)
 {
     for (int i = 0; i < st->n_tensors; i++) {
-        struct cmr_st_tensor *t = &st->tensors[i];
+        struct cmr_safetensors_tensor *t = &st->tensors[i];
         uint64_t n = dtypes[t->dtype].size;
         for (int d = 0; d < t->ndim; d++) {
             if (t->shape[d] != 0 && n > UINT64_MAX / (uint64_t)t->shape[d])
@@ -251,14 +252,14 @@ static int check_ranges(struct cmr_safetensors *st, const char *file, struct cmr
     }
     if (st->n_tensors < 2)
         return CMR_OK;
-    const struct cmr_st_tensor **order = malloc(sizeof *order * (size_t)st->n_tensors);
+    const struct cmr_safetensors_tensor **order = malloc(sizeof *order * (size_t)st->n_tensors);
     if (!order)
         return cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", file);
     for (int i = 0; i < st->n_tensors; i++)
         order[i] = &st->tensors[i];
     qsort(order, (size_t)st->n_tensors, sizeof *order, cmp_begin);
     int rc = CMR_OK;
-    const struct cmr_st_tensor *last = order[0]; /* the one reaching furthest so far */
+    const struct cmr_safetensors_tensor *last = order[0]; /* the one reaching furthest so far */
     for (int i = 1; i < st->n_tensors; i++) {
         if (order[i]->end > order[i]->begin && order[i]->begin < last->end) {
             rc = cmr_error_set(err, CMR_EFORMAT, "%s: tensors '%s' and '%s' overlap", file,
@@ -300,11 +301,11 @@ int cmr_safetensors_parse(const void *buf, size_t len, const char *name,
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
         n = n << 8 | b[i];
-    if (n < 2 || n > CMR_ST_MAX_HEADER)
+    if (n < 2 || n > CMR_SAFETENSORS_MAX_HEADER)
         return cmr_error_set(err, CMR_EFORMAT,
                              "%s: not a safetensors file (header length %" PRIu64
                              " outside [2, %" PRIu64 "])",
-                             name, n, CMR_ST_MAX_HEADER);
+                             name, n, CMR_SAFETENSORS_MAX_HEADER);
     if (n > len - 8)
         return cmr_error_set(err, CMR_ETRUNCATED,
                              "%s: header of %" PRIu64 " bytes but only %zu follow (truncated?)", name,
@@ -367,7 +368,8 @@ int cmr_safetensors_read(const char *path, struct cmr_safetensors **out, struct 
     return rc;
 }
 
-const struct cmr_st_tensor *cmr_safetensors_find(const struct cmr_safetensors *st, const char *name)
+const struct cmr_safetensors_tensor *cmr_safetensors_find(const struct cmr_safetensors *st,
+                                                          const char *name)
 {
     for (int i = 0; i < st->n_tensors; i++)
         if (!strcmp(st->tensors[i].name, name))
@@ -396,31 +398,32 @@ static float half_to_float(uint16_t h)
     return h & 0x8000 ? -v : v;
 }
 
-void cmr_safetensors_get(const struct cmr_safetensors *st, const struct cmr_st_tensor *t, float *dst)
+void cmr_safetensors_get(const struct cmr_safetensors *st, const struct cmr_safetensors_tensor *t,
+                         float *dst)
 {
     const unsigned char *p = st->data + t->begin;
-    size_t n = cmr_st_numel(t);
+    size_t n = cmr_safetensors_numel(t);
     for (size_t i = 0; i < n; i++) {
         switch (t->dtype) {
-        case CMR_ST_F32: {
+        case CMR_SAFETENSORS_F32: {
             float v;
             memcpy(&v, p + 4 * i, 4);
             dst[i] = v;
             break;
         }
-        case CMR_ST_F64: {
+        case CMR_SAFETENSORS_F64: {
             double v;
             memcpy(&v, p + 8 * i, 8);
             dst[i] = (float)v;
             break;
         }
-        case CMR_ST_F16: {
+        case CMR_SAFETENSORS_F16: {
             uint16_t v;
             memcpy(&v, p + 2 * i, 2);
             dst[i] = half_to_float(v);
             break;
         }
-        case CMR_ST_BF16: {
+        case CMR_SAFETENSORS_BF16: {
             uint16_t v;
             uint32_t u;
             memcpy(&v, p + 2 * i, 2);
@@ -428,13 +431,13 @@ void cmr_safetensors_get(const struct cmr_safetensors *st, const struct cmr_st_t
             memcpy(&dst[i], &u, 4);
             break;
         }
-        case CMR_ST_I64: {
+        case CMR_SAFETENSORS_I64: {
             int64_t v;
             memcpy(&v, p + 8 * i, 8);
             dst[i] = (float)v;
             break;
         }
-        case CMR_ST_I32: {
+        case CMR_SAFETENSORS_I32: {
             int32_t v;
             memcpy(&v, p + 4 * i, 4);
             dst[i] = (float)v;
@@ -503,8 +506,8 @@ static void sb_json(struct sbuf *b, const char *s)
     sb_put(b, "\"", 1);
 }
 
-int cmr_safetensors_write(const char *path, const struct cmr_st_out *tensors, int n_tensors,
-                          const struct cmr_st_meta *meta, int n_meta, struct cmr_error *err)
+int cmr_safetensors_write(const char *path, const struct cmr_safetensors_out *tensors, int n_tensors,
+                          const struct cmr_safetensors_kv *meta, int n_meta, struct cmr_error *err)
 {
     struct sbuf h = {0};
     uint64_t off = 0;
@@ -521,7 +524,7 @@ int cmr_safetensors_write(const char *path, const struct cmr_st_out *tensors, in
         sb_str(&h, "}");
     }
     for (int i = 0; i < n_tensors; i++) {
-        const struct cmr_st_out *t = &tensors[i];
+        const struct cmr_safetensors_out *t = &tensors[i];
         uint64_t n = 4;
         for (int d = 0; d < t->ndim; d++)
             n *= (uint64_t)t->shape[d];

@@ -159,6 +159,93 @@ static char *resolve(const char *base_dir, const char *path)
     return s;
 }
 
+/* the columns the header names */
+struct columns {
+    int ncol, path_col, track_col;
+    int *meta_col; /* per column: its metadata key's index, or -1 (path, track) */
+};
+
+static int parse_header(struct cmr_tracklist *tl, char **fields, int nf, ssize_t len, const char *name,
+                        struct columns *k, struct cmr_error *err)
+{
+    size_t bad;
+    if (len == 0)
+        return cmr_error_set(err, CMR_EFORMAT, "%s:1: empty header line (want column names, one of them 'path')",
+                             name);
+    if (nf < 0)
+        return cmr_error_set(err, CMR_EFORMAT, "%s:1: more than %d columns", name, CMR_TRACKLIST_MAX_COLUMNS);
+    k->ncol = nf;
+    k->meta_col = malloc((size_t)k->ncol * sizeof *k->meta_col);
+    tl->meta_keys = calloc((size_t)k->ncol, sizeof *tl->meta_keys);
+    if (!k->meta_col || !tl->meta_keys)
+        return cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
+    for (int c = 0; c < k->ncol; c++) {
+        k->meta_col[c] = -1;
+        if (!*fields[c])
+            return cmr_error_set(err, CMR_EFORMAT, "%s:1: column %d has an empty name", name, c + 1);
+        if (strlen(fields[c]) > CMR_FRAME_MAX_STRING)
+            return cmr_error_set(err, CMR_EFORMAT, "%s:1: column %d: name too long", name, c + 1);
+        if (!cmr_utf8_valid(fields[c], strlen(fields[c]), &bad))
+            return cmr_error_set(err, CMR_EFORMAT, "%s:1: column %d: name is not valid UTF-8 "
+                                 "(byte 0x%02x at offset %zu)", name, c + 1, (unsigned char)fields[c][bad], bad);
+        for (int d = 0; d < c; d++)
+            if (strcmp(fields[c], fields[d]) == 0)
+                return cmr_error_set(err, CMR_EFORMAT, "%s:1: column '%.100s' appears twice", name, fields[c]);
+        if (strcmp(fields[c], "path") == 0)
+            k->path_col = c;
+        else if (strcmp(fields[c], "track") == 0)
+            k->track_col = c;
+        else {
+            k->meta_col[c] = tl->n_meta;
+            if (!(tl->meta_keys[tl->n_meta++] = strdup(fields[c])))
+                return cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
+        }
+    }
+    if (k->path_col < 0)
+        return cmr_error_set(err, CMR_EFORMAT,
+                             "%s:1: no 'path' column in the header (a TSV header line naming "
+                             "the columns, one of them 'path', is required)", name);
+    return CMR_OK;
+}
+
+static int parse_row(struct cmr_tracklist *tl, char **fields, int nf, long lineno, const char *name,
+                     const char *base_dir, const struct columns *k, struct cmr_error *err)
+{
+    int ncol = k->ncol, path_col = k->path_col, track_col = k->track_col;
+    size_t bad;
+    if (nf != ncol)
+        return cmr_error_set(err, CMR_EFORMAT, "%s:%ld: %d fields, the header has %d (fields are separated by one TAB)",
+                             name, lineno, nf < 0 ? CMR_TRACKLIST_MAX_COLUMNS + 1 : nf, ncol);
+    if (!*fields[path_col])
+        return cmr_error_set(err, CMR_EFORMAT, "%s:%ld: empty path", name, lineno);
+    if (track_col >= 0 && !*fields[track_col])
+        return cmr_error_set(err, CMR_EFORMAT, "%s:%ld: empty track id", name, lineno);
+    for (int c = 0; c < ncol; c++) {
+        if (strlen(fields[c]) > CMR_FRAME_MAX_STRING)
+            return cmr_error_set(err, CMR_EFORMAT, "%s:%ld: field %d longer than %d bytes", name, lineno, c + 1,
+                                 CMR_FRAME_MAX_STRING);
+        /* what goes into frames must be UTF-8; a path only when it is the track id */
+        if ((c != path_col || track_col < 0) && !cmr_utf8_valid(fields[c], strlen(fields[c]), &bad))
+            return cmr_error_set(err, CMR_EFORMAT, "%s:%ld: column '%.40s': '%.*s' is not valid UTF-8 "
+                                 "(byte 0x%02x at offset %zu)%s", name, lineno,
+                                 c == path_col ? "path" : c == track_col ? "track" : tl->meta_keys[k->meta_col[c]],
+                                 (int)(bad > 100 ? 100 : bad), fields[c], (unsigned char)fields[c][bad], bad,
+                                 c == path_col ? " (without a 'track' column the path is the track id)" : "");
+    }
+    struct cmr_track_entry *e = new_entry(tl);
+    if (!e)
+        return cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
+    e->line = lineno;
+    e->path = resolve(base_dir, fields[path_col]);
+    e->track = strdup(fields[track_col >= 0 ? track_col : path_col]);
+    if (!e->path || !e->track)
+        return cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
+    for (int c = 0; c < ncol; c++)
+        if (k->meta_col[c] >= 0 && !(e->values[k->meta_col[c]] = strdup(fields[c])))
+            return cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
+    return CMR_OK;
+}
+
 static int parse_stream(struct cmr_tracklist *tl, FILE *f, const char *name,
                         const char *base_dir, struct cmr_error *err)
 {
@@ -167,150 +254,40 @@ static int parse_stream(struct cmr_tracklist *tl, FILE *f, const char *name,
     ssize_t len;
     long lineno = 0;
     char *fields[CMR_TRACKLIST_MAX_COLUMNS + 1];
-    int ncol = 0, path_col = -1, track_col = -1, *meta_col = NULL;
-    size_t bad;
+    struct columns k = {0, -1, -1, NULL};
     int rc = CMR_OK;
 
-    while ((len = getline(&line, &lcap, f)) >= 0) {
-        int nf;
+    while (!rc && (len = getline(&line, &lcap, f)) >= 0) {
         lineno++;
         if ((size_t)len > CMR_TRACKLIST_MAX_LINE) {
             rc = cmr_error_set(err, CMR_EFORMAT, "%s:%ld: line longer than %zu bytes", name,
                                lineno, CMR_TRACKLIST_MAX_LINE);
-            goto out;
+            break;
         }
         if (memchr(line, '\0', (size_t)len)) {
             rc = cmr_error_set(err, CMR_EFORMAT, "%s:%ld: NUL byte: not a text file", name, lineno);
-            goto out;
+            break;
         }
         if (len > 0 && line[len - 1] == '\n')
             line[--len] = '\0';
         if (len > 0 && line[len - 1] == '\r')
             line[--len] = '\0';
-        if (len == 0 && ncol > 0)
+        if (len == 0 && k.ncol > 0)
             continue;   /* empty line */
-        nf = split_tabs(line, fields, CMR_TRACKLIST_MAX_COLUMNS);
-        if (ncol == 0) {
-            /* the header */
-            if (len == 0) {
-                rc = cmr_error_set(err, CMR_EFORMAT, "%s:1: empty header line (want column names, one of them 'path')", name);
-                goto out;
-            }
-            if (nf < 0) {
-                rc = cmr_error_set(err, CMR_EFORMAT, "%s:1: more than %d columns", name,
-                                   CMR_TRACKLIST_MAX_COLUMNS);
-                goto out;
-            }
-            ncol = nf;
-            meta_col = malloc((size_t)ncol * sizeof *meta_col);
-            tl->meta_keys = calloc((size_t)ncol, sizeof *tl->meta_keys);
-            if (!meta_col || !tl->meta_keys) {
-                rc = cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
-                goto out;
-            }
-            for (int c = 0; c < ncol; c++) {
-                meta_col[c] = -1;
-                if (!*fields[c]) {
-                    rc = cmr_error_set(err, CMR_EFORMAT, "%s:1: column %d has an empty name", name, c + 1);
-                    goto out;
-                }
-                if (strlen(fields[c]) > CMR_FRAME_MAX_STRING) {
-                    rc = cmr_error_set(err, CMR_EFORMAT, "%s:1: column %d: name too long", name, c + 1);
-                    goto out;
-                }
-                if (!cmr_utf8_valid(fields[c], strlen(fields[c]), &bad)) {
-                    rc = cmr_error_set(err, CMR_EFORMAT, "%s:1: column %d: name is not valid UTF-8 "
-                                       "(byte 0x%02x at offset %zu)", name, c + 1,
-                                       (unsigned char)fields[c][bad], bad);
-                    goto out;
-                }
-                for (int d = 0; d < c; d++)
-                    if (strcmp(fields[c], fields[d]) == 0) {
-                        rc = cmr_error_set(err, CMR_EFORMAT, "%s:1: column '%.100s' appears twice",
-                                           name, fields[c]);
-                        goto out;
-                    }
-                if (strcmp(fields[c], "path") == 0)
-                    path_col = c;
-                else if (strcmp(fields[c], "track") == 0)
-                    track_col = c;
-                else {
-                    meta_col[c] = tl->n_meta;
-                    if (!(tl->meta_keys[tl->n_meta++] = strdup(fields[c]))) {
-                        rc = cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
-                        goto out;
-                    }
-                }
-            }
-            if (path_col < 0) {
-                rc = cmr_error_set(err, CMR_EFORMAT,
-                                   "%s:1: no 'path' column in the header (a TSV header line naming "
-                                   "the columns, one of them 'path', is required)", name);
-                goto out;
-            }
-            continue;
-        }
-        if (nf != ncol) {
-            rc = cmr_error_set(err, CMR_EFORMAT, "%s:%ld: %d fields, the header has %d (fields are separated by one TAB)",
-                               name, lineno, nf < 0 ? CMR_TRACKLIST_MAX_COLUMNS + 1 : nf, ncol);
-            goto out;
-        }
-        if (!*fields[path_col]) {
-            rc = cmr_error_set(err, CMR_EFORMAT, "%s:%ld: empty path", name, lineno);
-            goto out;
-        }
-        if (track_col >= 0 && !*fields[track_col]) {
-            rc = cmr_error_set(err, CMR_EFORMAT, "%s:%ld: empty track id", name, lineno);
-            goto out;
-        }
-        for (int c = 0; c < ncol; c++) {
-            if (strlen(fields[c]) > CMR_FRAME_MAX_STRING) {
-                rc = cmr_error_set(err, CMR_EFORMAT, "%s:%ld: field %d longer than %d bytes", name,
-                                   lineno, c + 1, CMR_FRAME_MAX_STRING);
-                goto out;
-            }
-            /* what goes into frames must be UTF-8; a path only when it is the track id */
-            if ((c != path_col || track_col < 0) && !cmr_utf8_valid(fields[c], strlen(fields[c]), &bad)) {
-                rc = cmr_error_set(err, CMR_EFORMAT, "%s:%ld: column '%.40s': '%.*s' is not valid UTF-8 "
-                                   "(byte 0x%02x at offset %zu)%s", name, lineno,
-                                   c == path_col ? "path" : c == track_col ? "track" : tl->meta_keys[meta_col[c]],
-                                   (int)(bad > 100 ? 100 : bad), fields[c], (unsigned char)fields[c][bad], bad,
-                                   c == path_col ? " (without a 'track' column the path is the track id)" : "");
-                goto out;
-            }
-        }
-        {
-            struct cmr_track_entry *e = new_entry(tl);
-            if (!e) {
-                rc = cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
-                goto out;
-            }
-            e->line = lineno;
-            e->path = resolve(base_dir, fields[path_col]);
-            e->track = strdup(fields[track_col >= 0 ? track_col : path_col]);
-            if (!e->path || !e->track) {
-                rc = cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
-                goto out;
-            }
-            for (int c = 0; c < ncol; c++)
-                if (meta_col[c] >= 0 && !(e->values[meta_col[c]] = strdup(fields[c]))) {
-                    rc = cmr_error_set(err, CMR_ENOMEM, "tracklist: out of memory");
-                    goto out;
-                }
-        }
+        int nf = split_tabs(line, fields, CMR_TRACKLIST_MAX_COLUMNS);
+        if (k.ncol == 0)
+            rc = parse_header(tl, fields, nf, len, name, &k, err);
+        else
+            rc = parse_row(tl, fields, nf, lineno, name, base_dir, &k, err);
     }
-    if (ferror(f)) {
+    if (!rc && ferror(f))
         rc = cmr_error_set(err, CMR_EIO, "%s: read error: %s", name, strerror(errno));
-        goto out;
-    }
-    if (ncol == 0) {
+    else if (!rc && k.ncol == 0)
         rc = cmr_error_set(err, CMR_EFORMAT, "%s: empty list (want a header line with a 'path' column)", name);
-        goto out;
-    }
-    rc = cmr_tracklist_check_unique(tl, name, err);
-out:
+    else if (!rc)
+        rc = cmr_tracklist_check_unique(tl, name, err);
     free(line);
-    free(meta_col);
+    free(k.meta_col);
     if (rc != CMR_OK)
         cmr_tracklist_free(tl);
     return rc;

@@ -8,18 +8,19 @@
 
 #include "train.h"
 
-#define SEG ((size_t)CMR_MODEL_T * CMR_MODEL_F)
 
-void cmr_train_cfg_default(struct cmr_train_cfg *cfg)
+struct cmr_train_cfg cmr_train_cfg_default(void)
 {
-    cfg->batch = 16;
-    cfg->tau = 1.0;
-    cfg->lr = 1e-3;
-    cfg->patience = 5;
-    cfg->factor = 0.2;
-    cfg->threshold = 1e-4;
-    cfg->max_loss = 1e4;
-    cfg->seed = 0;
+    return (struct cmr_train_cfg){
+        .batch = 16,
+        .tau = 1.0,
+        .lr = 1e-3,
+        .patience = 5,
+        .factor = 0.2,
+        .threshold = 1e-4,
+        .max_loss = 1e4,
+        .seed = 0,
+    };
 }
 
 int cmr_train_cfg_check(const struct cmr_train_cfg *c, struct cmr_error *err)
@@ -41,7 +42,7 @@ int cmr_train_cfg_check(const struct cmr_train_cfg *c, struct cmr_error *err)
     return CMR_OK;
 }
 
-struct cmr_trainer *cmr_trainer_new(struct cmr_model *m, const struct cmr_train_cfg *cfg, int rows,
+struct cmr_train *cmr_train_new(struct cmr_model *m, const struct cmr_train_cfg *cfg, int rows,
                                     struct cmr_error *err)
 {
     if (cmr_train_cfg_check(cfg, err))
@@ -58,7 +59,7 @@ struct cmr_trainer *cmr_trainer_new(struct cmr_model *m, const struct cmr_train_
                       mc->n_freq, CMR_MODEL_T, CMR_MODEL_F);
         return NULL;
     }
-    struct cmr_trainer *t = calloc(1, sizeof *t);
+    struct cmr_train *t = calloc(1, sizeof *t);
     if (!t) {
         cmr_error_set(err, CMR_ENOMEM, "train: out of memory");
         return NULL;
@@ -67,13 +68,13 @@ struct cmr_trainer *cmr_trainer_new(struct cmr_model *m, const struct cmr_train_
     t->cfg = *cfg;
     t->rows = rows;
     t->levels = mc->kind == CMR_MODEL_MULTI ? CMR_MODEL_BLOCKS : mc->kind == CMR_MODEL_CPC ? mc->k : 1;
-    size_t n = (size_t)cfg->batch * rows * SEG;
+    size_t n = (size_t)cfg->batch * rows * CMR_MODEL_SEG;
     t->buf = malloc(n * sizeof(float));
     t->x = mc->kind == CMR_MODEL_CPC ? NULL : malloc(n * sizeof(float));
     if (!t->buf || (mc->kind != CMR_MODEL_CPC && !t->x)) {
         cmr_error_set(err, CMR_ENOMEM, "train: out of memory for a batch of %d examples (%.1f MB)", cfg->batch,
                       2.0 * n * sizeof(float) / 1e6);
-        cmr_trainer_free(t);
+        cmr_train_free(t);
         return NULL;
     }
     if (m->train.step == 0)
@@ -81,7 +82,7 @@ struct cmr_trainer *cmr_trainer_new(struct cmr_model *m, const struct cmr_train_
     return t;
 }
 
-void cmr_trainer_free(struct cmr_trainer *t)
+void cmr_train_free(struct cmr_train *t)
 {
     if (!t)
         return;
@@ -91,9 +92,9 @@ void cmr_trainer_free(struct cmr_trainer *t)
     free(t);
 }
 
-int cmr_trainer_add(struct cmr_trainer *t, const float *example)
+int cmr_train_add(struct cmr_train *t, const float *example)
 {
-    size_t ex = (size_t)t->rows * SEG;
+    size_t ex = (size_t)t->rows * CMR_MODEL_SEG;
     memcpy(t->buf + (size_t)t->n * ex, example, ex * sizeof(float));
     t->n++;
     return t->n >= t->cfg.batch;
@@ -112,7 +113,7 @@ static void param_name(const struct cmr_model *m, size_t i, char *buf, size_t le
     }
 }
 
-int cmr_trainer_step(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr_error *err)
+int cmr_train_step(struct cmr_train *t, struct cmr_train_result *s, struct cmr_error *err)
 {
     struct cmr_model *m = t->m;
     int n = t->n, rc;
@@ -131,8 +132,8 @@ int cmr_trainer_step(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr
     if (m->cfg.kind != CMR_MODEL_CPC) {
         /* (n, 2, T, F) anchor/positive pairs -> n anchors, then their n positives */
         for (int i = 0; i < n; i++) {
-            memcpy(t->x + (size_t)i * SEG, t->buf + (size_t)(2 * i) * SEG, SEG * sizeof(float));
-            memcpy(t->x + (size_t)(n + i) * SEG, t->buf + (size_t)(2 * i + 1) * SEG, SEG * sizeof(float));
+            memcpy(t->x + (size_t)i * CMR_MODEL_SEG, t->buf + (size_t)(2 * i) * CMR_MODEL_SEG, CMR_MODEL_SEG * sizeof(float));
+            memcpy(t->x + (size_t)(n + i) * CMR_MODEL_SEG, t->buf + (size_t)(2 * i + 1) * CMR_MODEL_SEG, CMR_MODEL_SEG * sizeof(float));
         }
         x = t->x;
     }
@@ -180,7 +181,7 @@ int cmr_trainer_step(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr
     return CMR_OK;
 }
 
-int cmr_trainer_eval(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr_error *err)
+int cmr_train_eval(struct cmr_train *t, struct cmr_train_result *s, struct cmr_error *err)
 {
     struct cmr_model *m = t->m;
     const struct cmr_model_cfg *c = &m->cfg;
@@ -204,8 +205,8 @@ int cmr_trainer_eval(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr
     int correct = 0;
     if (c->kind != CMR_MODEL_CPC) {
         for (int i = 0; i < n; i++) {
-            memcpy(t->x + (size_t)i * SEG, t->buf + (size_t)(2 * i) * SEG, SEG * sizeof(float));
-            memcpy(t->x + (size_t)(n + i) * SEG, t->buf + (size_t)(2 * i + 1) * SEG, SEG * sizeof(float));
+            memcpy(t->x + (size_t)i * CMR_MODEL_SEG, t->buf + (size_t)(2 * i) * CMR_MODEL_SEG, CMR_MODEL_SEG * sizeof(float));
+            memcpy(t->x + (size_t)(n + i) * CMR_MODEL_SEG, t->buf + (size_t)(2 * i + 1) * CMR_MODEL_SEG, CMR_MODEL_SEG * sizeof(float));
         }
         if ((rc = cmr_model_forward(m, t->x, 2 * n, 0, emb, err)))
             return rc;
@@ -244,7 +245,7 @@ int cmr_trainer_eval(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr
     return CMR_OK;
 }
 
-int cmr_plateau_step(struct cmr_train_state *st, double loss, int patience, double factor,
+int cmr_train_plateau_step(struct cmr_train_state *st, double loss, int patience, double factor,
                      double threshold)
 {
     if (loss < st->best_loss * (1 - threshold)) { /* best = +inf at first: any finite loss improves */
@@ -264,18 +265,18 @@ int cmr_plateau_step(struct cmr_train_state *st, double loss, int patience, doub
     return 0;
 }
 
-int cmr_trainer_epoch_changes(const struct cmr_trainer *t, int64_t epoch)
+int cmr_train_epoch_changes(const struct cmr_train *t, int64_t epoch)
 {
     return t->in_epoch && epoch != t->epoch;
 }
 
-void cmr_trainer_begin_epoch(struct cmr_trainer *t, int64_t epoch)
+void cmr_train_begin_epoch(struct cmr_train *t, int64_t epoch)
 {
     t->in_epoch = 1;
     t->epoch = epoch;
 }
 
-int cmr_trainer_end_epoch(struct cmr_trainer *t, struct cmr_train_epoch *e)
+int cmr_train_end_epoch(struct cmr_train *t, struct cmr_train_epoch *e)
 {
     struct cmr_train_epoch tmp;
     if (!e)
@@ -291,7 +292,7 @@ int cmr_trainer_end_epoch(struct cmr_trainer *t, struct cmr_train_epoch *e)
     e->loss = t->ep_examples ? t->ep_loss / (double)t->ep_examples : NAN;
     e->acc = t->ep_total ? (double)t->ep_correct / (double)t->ep_total : NAN;
     if (t->ep_examples)
-        e->lr_dropped = cmr_plateau_step(st, e->loss, t->cfg.patience, t->cfg.factor, t->cfg.threshold);
+        e->lr_dropped = cmr_train_plateau_step(st, e->loss, t->cfg.patience, t->cfg.factor, t->cfg.threshold);
     e->lr = st->lr;
     st->epoch++;
     t->in_epoch = 0;
@@ -317,7 +318,7 @@ static int meta_f64(struct cmr_model *m, const char *key, double v)
     return cmr_model_meta_set(m, key, b);
 }
 
-int cmr_trainer_save(struct cmr_trainer *t, const char *path, struct cmr_error *err)
+int cmr_train_save(struct cmr_train *t, const char *path, struct cmr_error *err)
 {
     struct cmr_model *m = t->m;
     char seed[32];
@@ -371,7 +372,7 @@ static int get_f64(const struct cmr_model *m, const char *key, double *v, struct
     return CMR_OK;
 }
 
-int cmr_trainer_restore(struct cmr_trainer *t, struct cmr_error *err)
+int cmr_train_restore(struct cmr_train *t, struct cmr_error *err)
 {
     const struct cmr_model *m = t->m;
     int64_t batch, patience, in_epoch;

@@ -60,12 +60,12 @@ struct cmr_train_cfg {
     double max_loss;     /* a batch loss above this stops training (1e4) */
     uint64_t seed;       /* the initialisation seed, stored in checkpoints */
 };
-void cmr_train_cfg_default(struct cmr_train_cfg *cfg);
+struct cmr_train_cfg cmr_train_cfg_default(void);
 /* CMR_OK or CMR_EINVAL with err naming the field */
 int cmr_train_cfg_check(const struct cmr_train_cfg *cfg, struct cmr_error *err);
 
 /* what one step did */
-struct cmr_train_step {
+struct cmr_train_result {
     int n;               /* examples in the batch */
     int trained;         /* 1: a step was taken; 0: the batch was too short and dropped */
     double loss;         /* the batch loss (InfoNCE; multi: averaged over levels; cpc: summed over k) */
@@ -74,7 +74,7 @@ struct cmr_train_step {
     double lr;           /* the learning rate the step used */
 };
 
-/* what one epoch did (cmr_trainer_end_epoch) */
+/* what one epoch did (cmr_train_end_epoch) */
 struct cmr_train_epoch {
     int64_t epoch;       /* the stream's epoch label (info "epoch") */
     int64_t examples;    /* examples trained on */
@@ -86,14 +86,14 @@ struct cmr_train_epoch {
     double lr;           /* the rate after the schedule */
 };
 
-struct cmr_trainer {
+struct cmr_train {
     struct cmr_model *m; /* not owned */
     struct cmr_train_cfg cfg;
     int rows;            /* segments per example: 2 (pair) or context + K (sequence) */
     int levels;          /* InfoNCE terms per example: 1, 5 (multi) or K (cpc) */
     float *buf;          /* (batch, rows, T, F): the examples, as they came */
     float *x;            /* (batch * rows, T, F): the model's input order */
-    float *ebuf;         /* cmr_trainer_eval's buffers, allocated on first use */
+    float *ebuf;         /* cmr_train_eval's buffers, allocated on first use */
 
     /* Optional hooks for data-parallel training (lib/dist.h), NULL otherwise.
      * loss_hook replaces cmr_model_loss(m, x, n, tau, 1, ...) in a step (the
@@ -118,13 +118,13 @@ struct cmr_trainer {
  * 2 for encoder and multi models, m->cfg.context + m->cfg.k for cpc.
  * Sets m->train.lr to cfg->lr when m has taken no step yet. NULL with err
  * filled on a bad cfg, a rows count the model cannot use, or no memory. */
-struct cmr_trainer *cmr_trainer_new(struct cmr_model *m, const struct cmr_train_cfg *cfg, int rows,
+struct cmr_train *cmr_train_new(struct cmr_model *m, const struct cmr_train_cfg *cfg, int rows,
                                     struct cmr_error *err);
-void cmr_trainer_free(struct cmr_trainer *t);
+void cmr_train_free(struct cmr_train *t);
 
 /* Copies one example (rows x T x F floats, rows in stream order) into the
- * batch. Returns 1 when the batch is full (call cmr_trainer_step), else 0. */
-int cmr_trainer_add(struct cmr_trainer *t, const float *example);
+ * batch. Returns 1 when the batch is full (call cmr_train_step), else 0. */
+int cmr_train_add(struct cmr_train *t, const float *example);
 
 /* Trains on the buffered examples: zero_grad, loss with backward, checks,
  * Adam update, then empties the buffer and counts them as consumed. With
@@ -136,7 +136,7 @@ int cmr_trainer_add(struct cmr_trainer *t, const float *example);
  * are then left as they were before the step (the batch-norm running
  * statistics have seen the batch), and the trainer must not be used for
  * more steps. CMR_ENAN for non-finite input values. */
-int cmr_trainer_step(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr_error *err);
+int cmr_train_step(struct cmr_train *t, struct cmr_train_result *s, struct cmr_error *err);
 
 /* Evaluates the buffered examples without training: the model in inference
  * mode (batch norm with its running statistics, which stay untouched), the
@@ -144,37 +144,37 @@ int cmr_trainer_step(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr
  * empties the buffer. Fewer than CMR_TRAIN_MIN_BATCH examples are skipped
  * (s->n set, s->total 0). Nothing in the trainer's epoch or stream counters
  * changes. */
-int cmr_trainer_eval(struct cmr_trainer *t, struct cmr_train_step *s, struct cmr_error *err);
+int cmr_train_eval(struct cmr_train *t, struct cmr_train_result *s, struct cmr_error *err);
 
 /* Ends the epoch in progress (call after the last step of an epoch): the
  * epoch loss, the plateau schedule on it (skipped when nothing was trained),
  * m->train.epoch += 1, fresh accumulators. e may be NULL. No-op returning 0
  * when no example of an epoch was seen; 1 otherwise. */
-int cmr_trainer_end_epoch(struct cmr_trainer *t, struct cmr_train_epoch *e);
+int cmr_train_end_epoch(struct cmr_train *t, struct cmr_train_epoch *e);
 
 /* Marks the start of an example of epoch label `epoch`: returns 1 when it
  * differs from the epoch in progress (the caller then steps the buffered
- * examples and calls cmr_trainer_end_epoch first), else 0. */
-int cmr_trainer_epoch_changes(const struct cmr_trainer *t, int64_t epoch);
+ * examples and calls cmr_train_end_epoch first), else 0. */
+int cmr_train_epoch_changes(const struct cmr_train *t, int64_t epoch);
 /* records `epoch` as the epoch in progress */
-void cmr_trainer_begin_epoch(struct cmr_trainer *t, int64_t epoch);
+void cmr_train_begin_epoch(struct cmr_train *t, int64_t epoch);
 
 /* The plateau schedule on its own: updates st->best_loss, st->bad_epochs and
  * st->lr from one epoch loss. Returns 1 when the rate was lowered. */
-int cmr_plateau_step(struct cmr_train_state *st, double loss, int patience, double factor,
+int cmr_train_plateau_step(struct cmr_train_state *st, double loss, int patience, double factor,
                      double threshold);
 
 /* Writes the trainer's state into the model's metadata (train.* keys) and
  * saves the model with Adam's state atomically (temporary file, fsync,
  * rename): the file stays whole whenever the process dies. Call between
  * steps (the buffer is then empty, or holds examples not yet consumed). */
-int cmr_trainer_save(struct cmr_trainer *t, const char *path, struct cmr_error *err);
+int cmr_train_save(struct cmr_train *t, const char *path, struct cmr_error *err);
 
 /* Restores the stream position, the epoch in progress and its sums from
  * the model's metadata (a model loaded from a checkpoint), and checks that
  * cfg's batch, temperature and schedule equal the stored ones (CMR_EINVAL
  * naming the first that differs). CMR_EFORMAT when the model has no
- * training state (not written by cmr_trainer_save). */
-int cmr_trainer_restore(struct cmr_trainer *t, struct cmr_error *err);
+ * training state (not written by cmr_train_save). */
+int cmr_train_restore(struct cmr_train *t, struct cmr_error *err);
 
 #endif

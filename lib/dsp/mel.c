@@ -178,7 +178,6 @@ void cmr_mel_compress(float *x, size_t n, enum cmr_mel_log log)
 struct cmr_mel *cmr_mel_new(const struct cmr_mel_cfg *cfg, struct cmr_error *err)
 {
     struct cmr_mel *m = NULL;
-    double *p = NULL;
     float *dense = NULL;
 
     if (cmr_mel_cfg_check(cfg, err))
@@ -198,8 +197,7 @@ struct cmr_mel *cmr_mel_new(const struct cmr_mel_cfg *cfg, struct cmr_error *err
     m->off = malloc(sizeof(int) * (size_t)nm);
     m->spec = malloc(sizeof(float) * (size_t)nb);
     dense = malloc(sizeof(float) * (size_t)nm * (size_t)nb);
-    p = malloc(sizeof(double) * (size_t)(nm + 2));
-    if (!m->lo || !m->len || !m->off || !m->spec || !dense || !p)
+    if (!m->lo || !m->len || !m->off || !m->spec || !dense)
         goto nomem;
     if (cmr_mel_filterbank(cfg, dense, err))
         goto failure;
@@ -225,14 +223,12 @@ struct cmr_mel *cmr_mel_new(const struct cmr_mel_cfg *cfg, struct cmr_error *err
     for (int j = 0; j < nm; j++)
         memcpy(m->w + m->off[j], dense + (size_t)j * nb + m->lo[j], sizeof(float) * (size_t)m->len[j]);
     free(dense);
-    free(p);
     return m;
 
 nomem:
     cmr_error_set(err, CMR_ENOMEM, "mel: out of memory");
 failure:
     free(dense);
-    free(p);
     cmr_mel_free(m);
     return NULL;
 }

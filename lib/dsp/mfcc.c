@@ -91,7 +91,6 @@ void cmr_mfcc_end(struct cmr_mfcc *m) { cmr_mel_end(m->mel); }
 void cmr_mfcc_reset(struct cmr_mfcc *m) { cmr_mel_reset(m->mel); }
 size_t cmr_mfcc_ready(const struct cmr_mfcc *m, size_t n) { return cmr_mel_ready(m->mel, n); }
 size_t cmr_mfcc_flush_frames(const struct cmr_mfcc *m) { return cmr_mel_flush_frames(m->mel); }
-int64_t cmr_mfcc_frame_index(const struct cmr_mfcc *m) { return cmr_mel_frame_index(m->mel); }
 
 /* the DCT of m->logmel into out */
 static void dct(struct cmr_mfcc *m, float *out)

@@ -53,7 +53,6 @@ int cmr_mfcc_next(struct cmr_mfcc *m, float *out);
 /* cmr_mfcc_next with cmr_mel_take's check: 1, 0, or CMR_ENAN with err filled */
 int cmr_mfcc_take(struct cmr_mfcc *m, float *out, struct cmr_error *err);
 size_t cmr_mfcc_ready(const struct cmr_mfcc *m, size_t n);
-int64_t cmr_mfcc_frame_index(const struct cmr_mfcc *m);
 void cmr_mfcc_reset(struct cmr_mfcc *m);
 int cmr_mfcc_process(struct cmr_mfcc *m, const float *in, size_t n, float *out, size_t cap,
                      size_t *n_out, struct cmr_error *err);

@@ -41,7 +41,7 @@ struct cmr_knn_cfg {
     int shuffle;     /* permute each playlist before taking the queries */
     uint64_t seed;
 };
-void cmr_knn_cfg_default(struct cmr_knn_cfg *cfg);
+struct cmr_knn_cfg cmr_knn_cfg_default(void);
 
 struct cmr_knn_result {
     int64_t playlists;  /* playlists evaluated */

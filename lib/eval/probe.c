@@ -5,14 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cmr_probe_cfg_default(struct cmr_probe_cfg *cfg, int solver)
+struct cmr_probe_cfg cmr_probe_cfg_default(int solver)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->solver = solver;
-    cfg->n_C = CMR_PROBE_DEFAULT_N_C;
-    for (int i = 0; i < cfg->n_C; i++)
-        cfg->C[i] = pow(10.0, i - 4);
-    cfg->tol = CMR_PROBE_DEFAULT_TOL;
+    struct cmr_probe_cfg cfg = {.solver = solver, .n_C = CMR_PROBE_DEFAULT_N_C, .tol = CMR_PROBE_DEFAULT_TOL};
+    for (int i = 0; i < cfg.n_C; i++)
+        cfg.C[i] = pow(10.0, i - 4);
+    return cfg;
 }
 
 void cmr_probe_result_free(struct cmr_probe_result *r)

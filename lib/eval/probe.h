@@ -53,7 +53,7 @@ struct cmr_probe_cfg {
     int n_C;
     double tol;
 };
-void cmr_probe_cfg_default(struct cmr_probe_cfg *cfg, int solver);
+struct cmr_probe_cfg cmr_probe_cfg_default(int solver);
 
 /* The rows to evaluate. X is standardised in place by cmr_probe_standardize(). */
 struct cmr_probe_data {

@@ -47,7 +47,6 @@ void cmr_summary_reset(struct cmr_summary *s)
         s->mean[j] = s->m2[j] = 0;
 }
 
-int cmr_summary_dim(const struct cmr_summary *s) { return s->dim; }
 int64_t cmr_summary_count(const struct cmr_summary *s) { return s->n; }
 
 int cmr_summary_add(struct cmr_summary *s, const float *rows, int64_t n_rows,

@@ -26,7 +26,6 @@ struct cmr_summary *cmr_summary_new(int dim, struct cmr_error *err);
 void cmr_summary_free(struct cmr_summary *s);
 /* forgets every row (next track) */
 void cmr_summary_reset(struct cmr_summary *s);
-int cmr_summary_dim(const struct cmr_summary *s);
 /* rows accumulated since the last reset */
 int64_t cmr_summary_count(const struct cmr_summary *s);
 /* adds n_rows rows of dim floats (row-major). CMR_ENAN (nothing added) when a

@@ -21,9 +21,9 @@ mk_sine() {
     sox -q -n -r "$rate" -c "$ch" -b 16 "$file" synth "$secs" sine "$freq" vol 0.5
 }
 
-# mk_noise FILE SECONDS [RATE] [CHANNELS] [SEED]: white noise at -12 dBFS
+# mk_noise FILE SECONDS [RATE] [CHANNELS]: white noise at -12 dBFS (sox -R: the same every run)
 mk_noise() {
-    local file=$1 secs=$2 rate=${3:-16000} ch=${4:-1} seed=${5:-1}
+    local file=$1 secs=$2 rate=${3:-16000} ch=${4:-1}
     sox -q -R -n -r "$rate" -c "$ch" -b 16 "$file" synth "$secs" whitenoise vol 0.25
 }
 

@@ -13,16 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t crc32(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    while (n--) {
-        c ^= *p++;
-        for (int k = 0; k < 8; k++)
-            c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-    }
-    return ~c;
-}
+#include <zlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(buf, data, size);
     if (size >= 12 && size % 2 == 0) {
-        uint32_t c = crc32(buf, size - 4); /* little-endian, as the writer */
+        uint32_t c = (uint32_t)crc32_z(0, buf, size - 4); /* little-endian, as the writer */
         for (int i = 0; i < 4; i++)
             buf[size - 4 + i] = (unsigned char)(c >> (8 * i));
     }

@@ -1,6 +1,6 @@
 /* libFuzzer target for the safetensors importer: the container parser
  * (lib/safetensors.c, cmr_safetensors_parse) and the model import on top of
- * it (lib/model_st.c, cmr_model_import, which reads a path: the bytes go
+ * it (lib/model_safetensors.c, cmr_model_import, which reads a path: the bytes go
  * through a memfd). Any bytes in, tensors/a model or a clean error out,
  * never a crash, a leak or unbounded memory. `make fuzz`. */
 #define _GNU_SOURCE
@@ -22,9 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     /* every accessor on every tensor */
     for (int i = 0; i < st->n_tensors; i++) {
-        const struct cmr_st_tensor *t = &st->tensors[i];
-        size_t n = cmr_st_numel(t);
-        (void)cmr_st_dtype_name(t->dtype);
+        const struct cmr_safetensors_tensor *t = &st->tensors[i];
+        size_t n = cmr_safetensors_numel(t);
+        (void)cmr_safetensors_dtype_name(t->dtype);
         (void)cmr_safetensors_find(st, t->name);
         float *dst = malloc((n ? n : 1) * sizeof *dst);
         if (dst)

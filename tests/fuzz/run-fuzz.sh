@@ -15,9 +15,9 @@ out=$build/tests/fuzz
 mkdir -p "$out/obj"
 pc() { pkg-config "$@" msgpack-c 2>/dev/null || pkg-config "$@" msgpack; }
 cflags="-g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
- -I$src/lib -I$build $(pc --cflags) $(pkg-config --cflags fftw3f soxr sndfile)
+ -I$src/lib -I$build $(pc --cflags) $(pkg-config --cflags fftw3f soxr sndfile zlib)
  $(pkg-config --cflags openblas 2>/dev/null || pkg-config --cflags cblas)"
-libs="$(pc --libs) $(pkg-config --libs fftw3f soxr sndfile)
+libs="$(pc --libs) $(pkg-config --libs fftw3f soxr sndfile zlib)
  $(pkg-config --libs openblas 2>/dev/null || pkg-config --libs cblas) -lpthread -lm"
 
 # lib/ (all of it but the MPI part), instrumented; rebuilt when a source or

@@ -13,7 +13,6 @@
 
 #define T CMR_MODEL_T
 #define F CMR_MODEL_F
-#define SEG ((size_t) T * F)
 #define RATE 16000
 #define HOP 256
 #define FRAME_NS(i) gst_util_uint64_scale ((i), (guint64) HOP * GST_SECOND, RATE)
@@ -33,7 +32,7 @@ make_model (char *path, enum cmr_model_kind kind, uint64_t seed)
   struct cmr_model *m;
 
   close (mkstemp (path));
-  cmr_model_cfg_default (&cfg, kind, 0.25);
+  cfg = cmr_model_cfg_default (kind, 0.25);
   cfg.mel_mean = 0.2f;
   cfg.mel_std = 0.3f;
   m = cmr_model_new (&cfg, &err);
@@ -81,13 +80,13 @@ reference (const char *path, const float *x, size_t n, int hop, int pad, size_t 
     starts[k++] = s;
   if (pad && s < n)
     starts[k++] = s;
-  seg = calloc (SEG, sizeof (float));
+  seg = calloc (CMR_MODEL_SEG, sizeof (float));
   out = malloc ((k ? k : 1) * (size_t) * dim * sizeof (float));
   z = malloc ((k ? k : 1) * (size_t) c->emb * sizeof (float));
   cmr_nn_set_threads (1);
   for (size_t i = 0; i < k; i++) {
     size_t have = MIN ((size_t) T, n - starts[i]);
-    memset (seg, 0, SEG * sizeof (float));
+    memset (seg, 0, CMR_MODEL_SEG * sizeof (float));
     memcpy (seg, x + starts[i] * F, have * F * sizeof (float));
     cmr_model_forward (m, seg, 1, 0, c->kind == CMR_MODEL_CPC ? z + i * c->emb
         : out + i * (size_t) * dim, &err);

@@ -15,7 +15,7 @@ location (tests/ref/make_refs_*.py: their own directory; bench/*_torch.py:
     import cmr_models as models
 
 The contract with cmr:
-  - `state_dict()` keys and shapes are cmr's tensor names (lib/model_st.c):
+  - `state_dict()` keys and shapes are cmr's tensor names (lib/model_safetensors.c):
     blocks.{0..4}.conv.{weight,bias}, blocks.{0..4}.bn.{weight,bias,
     running_mean,running_var,num_batches_tracked}, then fc.{weight,bias}
     (Encoder), heads.{0..4}.{weight,bias} (MultiEncoder), or encoder.* +

@@ -3,7 +3,7 @@
 
 tests/ref/train-plateau.tsv: the learning rate after each epoch of
 torch.optim.lr_scheduler.ReduceLROnPlateau (mode min, threshold 1e-4 rel),
-for lib/train.c's cmr_plateau_step (tests/unit/test-train.c). Columns: case
+for lib/train.c's cmr_train_plateau_step (tests/unit/test-train.c). Columns: case
 patience factor epoch loss lr_after.
 
 tests/ref/train-torch-steps.tsv (only when given a build directory, whose

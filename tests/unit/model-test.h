@@ -67,8 +67,8 @@ static inline struct cmr_safetensors *mt_fixture(const char *name)
 /* the fixture tensor `name` as floats (n values expected); bails out if absent */
 static inline float *mt_get(const struct cmr_safetensors *st, const char *name, size_t n)
 {
-    const struct cmr_st_tensor *t = cmr_safetensors_find(st, name);
-    if (!t || cmr_st_numel(t) != n) {
+    const struct cmr_safetensors_tensor *t = cmr_safetensors_find(st, name);
+    if (!t || cmr_safetensors_numel(t) != n) {
         printf("Bail out! fixture tensor %s %s (expected %zu values)\n", name, t ? "has the wrong size" : "missing", n);
         exit(99);
     }

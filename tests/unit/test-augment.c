@@ -56,29 +56,29 @@ static void test_wrong_params(void)
 {
     struct cmr_augment_cfg c;
     struct cmr_error err = {0};
-    cmr_augment_cfg_default(&c, FS);
+    c = cmr_augment_cfg_default(FS);
     ok(cmr_augment_cfg_check(&c, NULL) == CMR_OK, "defaults pass the check");
     ok(c.n_pitch == 4 && c.pitch_set[0] == -2 && c.pitch_set[3] == 2 && c.stretch_min == 0.8 &&
        c.stretch_max == 1.2 && c.p_reverb == 0.5 && c.p_noise == 0.5 && c.p_invert == 0.5 && c.p_pitch == 1,
        "defaults are the paper's: pitch {-2,-1,1,2}, stretch [0.8, 1.2], p = 0.5 for reverb, noise, invert");
     c.p_reverb = 1.5;
     ok(!cmr_augment_new(&c, &err) && err.code == CMR_EINVAL, "p_reverb 1.5 refused: %s", err.msg);
-    cmr_augment_cfg_default(&c, FS);
+    c = cmr_augment_cfg_default(FS);
     c.stretch_min = 1.3;
     ok(!cmr_augment_new(&c, &err), "stretch min > max refused: %s", err.msg);
-    cmr_augment_cfg_default(&c, FS);
+    c = cmr_augment_cfg_default(FS);
     c.stretch_max = 3;
     ok(!cmr_augment_new(&c, &err), "stretch 3 refused: %s", err.msg);
-    cmr_augment_cfg_default(&c, FS);
+    c = cmr_augment_cfg_default(FS);
     c.pitch_set[1] = 13;
     ok(!cmr_augment_new(&c, &err), "pitch 13 refused: %s", err.msg);
-    cmr_augment_cfg_default(&c, FS);
+    c = cmr_augment_cfg_default(FS);
     c.n_pitch = 0;
     ok(!cmr_augment_new(&c, &err), "empty pitch set refused: %s", err.msg);
-    cmr_augment_cfg_default(&c, FS);
+    c = cmr_augment_cfg_default(FS);
     c.rate = 0;
     ok(!cmr_augment_new(&c, &err), "rate 0 refused: %s", err.msg);
-    cmr_augment_cfg_default(&c, FS);
+    c = cmr_augment_cfg_default(FS);
     c.snr_min = NAN;
     ok(!cmr_augment_new(&c, &err), "NaN SNR refused: %s", err.msg);
     cmr_augment_free(NULL);
@@ -251,7 +251,7 @@ static void test_apply(struct cmr_augment *a)
 static void test_draw(void)
 {
     struct cmr_augment_cfg c;
-    cmr_augment_cfg_default(&c, FS);
+    c = cmr_augment_cfg_default(FS);
     struct cmr_rng r1, r2;
     struct cmr_augment_params p, q;
     cmr_rng_seed(&r1, 5);
@@ -319,7 +319,7 @@ static void test_draw(void)
 static void test_speed(struct cmr_augment *a)
 {
     struct cmr_augment_cfg c;
-    cmr_augment_cfg_default(&c, FS);
+    c = cmr_augment_cfg_default(FS);
     float *x = sine(CROP, 440, 0.5), *out = malloc(SEG * sizeof *out);
     struct cmr_rng rng;
     cmr_rng_seed(&rng, 3);
@@ -344,7 +344,7 @@ int main(void)
     test_wrong_params();
     struct cmr_augment_cfg c;
     struct cmr_error err = {0};
-    cmr_augment_cfg_default(&c, FS);
+    c = cmr_augment_cfg_default(FS);
     struct cmr_augment *a = cmr_augment_new(&c, &err);
     if (!ok(a != NULL, "new with the defaults%s%s", a ? "" : ": ", a ? "" : err.msg))
         return tap_done();

@@ -27,7 +27,6 @@
 #include "train.h"
 #include "util/rng.h"
 
-#define SEG ((size_t)CMR_MODEL_T * CMR_MODEL_F)
 #define MAXR 4
 
 static char tmpdir[] = "/tmp/cmr-test-dist-XXXXXX";
@@ -42,7 +41,7 @@ static struct cmr_model *tiny(enum cmr_model_kind kind, uint64_t seed)
 {
     struct cmr_model_cfg c;
     struct cmr_error err = {0};
-    cmr_model_cfg_default(&c, kind, 0.0625);
+    c = cmr_model_cfg_default(kind, 0.0625);
     if (kind == CMR_MODEL_CPC) {
         c.hidden = 16;
         c.context = 2;
@@ -64,9 +63,9 @@ static void example(float *x, int i, int rows, int tracks)
     cmr_rng_seed(&r, 1000 + (uint64_t)i);
     int t = i % tracks;
     for (int row = 0; row < rows; row++)
-        for (size_t k = 0; k < SEG; k++) {
+        for (size_t k = 0; k < CMR_MODEL_SEG; k++) {
             int f = (int)(k % CMR_MODEL_F);
-            x[(size_t)row * SEG + k] = (float)(0.5 + 0.3 * sin(0.2 * f * (t + 1) + t) + 0.1 * cmr_rng_normal(&r));
+            x[(size_t)row * CMR_MODEL_SEG + k] = (float)(0.5 + 0.3 * sin(0.2 * f * (t + 1) + t) + 0.1 * cmr_rng_normal(&r));
         }
 }
 
@@ -198,7 +197,7 @@ static void test_sync_bn(void)
     cmr_batchnorm2d_backward(dinp, dg, db, dout, x, gamma, mean, rstd, BN_B, BN_C, BN_HW);
 
     struct cmr_dist_cfg cfg;
-    cmr_dist_cfg_default(&cfg);
+    cfg = cmr_dist_cfg_default();
     cfg.sync_bn = 1;
     struct bn_arg a[2];
     memset(a, 0, sizeof a);
@@ -250,16 +249,16 @@ static void *step_main(void *p)
     struct cmr_error err = {0};
     struct cmr_model *m = tiny(a->kind, 5);
     int rows = rows_of(a->kind), B = a->B, G = B * d->size;
-    float *ex = malloc((size_t)B * rows * SEG * sizeof *ex), *x = malloc((size_t)B * rows * SEG * sizeof *x);
+    float *ex = malloc((size_t)B * rows * CMR_MODEL_SEG * sizeof *ex), *x = malloc((size_t)B * rows * CMR_MODEL_SEG * sizeof *x);
     a->rc = cmr_dist_attach(d, m, NULL, &err);
     for (int s = 0; s < a->steps && !a->rc; s++) {
         for (int i = 0; i < B; i++)
-            example(ex + (size_t)i * rows * SEG, s * G + d->rank * B + i, rows, 5);
+            example(ex + (size_t)i * rows * CMR_MODEL_SEG, s * G + d->rank * B + i, rows, 5);
         const float *in = ex;
         if (a->kind != CMR_MODEL_CPC) { /* anchors then positives, as the trainer does */
             for (int i = 0; i < B; i++) {
-                memcpy(x + (size_t)i * SEG, ex + (size_t)(2 * i) * SEG, SEG * sizeof(float));
-                memcpy(x + (size_t)(B + i) * SEG, ex + (size_t)(2 * i + 1) * SEG, SEG * sizeof(float));
+                memcpy(x + (size_t)i * CMR_MODEL_SEG, ex + (size_t)(2 * i) * CMR_MODEL_SEG, CMR_MODEL_SEG * sizeof(float));
+                memcpy(x + (size_t)(B + i) * CMR_MODEL_SEG, ex + (size_t)(2 * i + 1) * CMR_MODEL_SEG, CMR_MODEL_SEG * sizeof(float));
             }
             in = x;
         }
@@ -367,7 +366,7 @@ static void test_equivalence(enum cmr_model_kind kind, int sync)
 {
     const char *name = cmr_model_kind_name(kind);
     struct cmr_dist_cfg cfg;
-    cmr_dist_cfg_default(&cfg);
+    cfg = cmr_dist_cfg_default();
     cfg.sync_bn = sync;
     int steps = 3;
     struct step_arg one[1], two[2];
@@ -478,10 +477,10 @@ static void *stream_main(void *p)
     struct cmr_dist *d = a->d;
     struct cmr_error err = {0};
     struct cmr_train_cfg tc;
-    struct cmr_train_step s;
+    struct cmr_train_result s;
     struct cmr_model *m;
     int rc = 0, rows = 2;
-    cmr_train_cfg_default(&tc);
+    tc = cmr_train_cfg_default();
     tc.batch = a->batch;
     if (a->resume) {
         if (!(m = cmr_model_load(a->resume, &err)))
@@ -489,13 +488,13 @@ static void *stream_main(void *p)
     } else {
         m = tiny(CMR_MODEL_ENCODER, 9);
     }
-    struct cmr_trainer *t = cmr_trainer_new(m, &tc, rows, &err);
+    struct cmr_train *t = cmr_train_new(m, &tc, rows, &err);
     if (!t)
         bail("trainer", &err);
     if ((rc = cmr_dist_attach(d, m, t, &err)) || (a->resume && (rc = cmr_dist_restore(d, &err))) ||
         (rc = cmr_dist_sync_model(d, &err)))
         goto out;
-    float *ex = malloc((size_t)rows * SEG * sizeof *ex);
+    float *ex = malloc((size_t)rows * CMR_MODEL_SEG * sizeof *ex);
     int whole = d->cfg.input == CMR_DIST_ALL, stopped = 0;
     int n_ep = whole ? a->per_epoch[0] : a->per_epoch[d->rank];
     for (int e = 0; e < a->epochs && !stopped && !rc; e++) {
@@ -504,18 +503,18 @@ static void *stream_main(void *p)
             int id = whole ? e * 1000 + i : e * 1000 + d->rank * 100 + i;
             if (!cmr_dist_admit(d, e))
                 continue;
-            if (cmr_trainer_epoch_changes(t, e)) {
+            if (cmr_train_epoch_changes(t, e)) {
                 if ((rc = cmr_dist_step(d, 1, 0, &s, NULL, &err)))
                     break;
-                cmr_trainer_end_epoch(t, NULL);
+                cmr_train_end_epoch(t, NULL);
                 if (d->stop) {
                     stopped = 1;
                     break;
                 }
             }
-            cmr_trainer_begin_epoch(t, e);
+            cmr_train_begin_epoch(t, e);
             example(ex, id, rows, 6);
-            if (cmr_trainer_add(t, ex)) {
+            if (cmr_train_add(t, ex)) {
                 if ((rc = cmr_dist_step(d, 0, 0, &s, NULL, &err)))
                     break;
                 if (s.trained)
@@ -531,7 +530,7 @@ static void *stream_main(void *p)
     }
     if (!rc && stopped != 2) {
         if (!stopped && !(rc = cmr_dist_step(d, 1, 1, &s, NULL, &err)))
-            cmr_trainer_end_epoch(t, NULL);
+            cmr_train_end_epoch(t, NULL);
     }
     free(ex);
 out:
@@ -543,7 +542,7 @@ out:
     a->params = malloc(m->n_params * sizeof(float));
     memcpy(a->params, m->params, m->n_params * sizeof(float));
     cmr_dist_free(d);
-    cmr_trainer_free(t);
+    cmr_train_free(t);
     cmr_model_free(m);
     return NULL;
 }
@@ -557,7 +556,7 @@ static void stream_free(struct stream_arg *a, int n)
 static void test_stream(void)
 {
     struct cmr_dist_cfg cfg;
-    cmr_dist_cfg_default(&cfg);
+    cfg = cmr_dist_cfg_default();
     cfg.check_every = 1;
     /* shards of 11 and 6 examples per epoch, batch 4: per epoch one full step
      * (4 + 4), then rank 1 has 2 left and its epoch ends: the last step takes
@@ -620,7 +619,7 @@ static void test_resume(void)
     snprintf(ck, sizeof ck, "%s/ck.cmr", tmpdir);
     snprintf(ck2, sizeof ck2, "%s/ck2.cmr", tmpdir);
     struct cmr_dist_cfg cfg;
-    cmr_dist_cfg_default(&cfg);
+    cfg = cmr_dist_cfg_default();
     /* the uninterrupted run: 2 ranks, 3 epochs of 13 / 10 examples, batch 4 */
     struct stream_arg full[2], a[2], b[2];
     memset(full, 0, sizeof full);

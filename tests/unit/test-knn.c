@@ -27,7 +27,7 @@ static void test_by_hand(void)
     float emb[] = {1, 0, 2, 0, 3, 0, 5, 0, 0, 1, -1, 0};
     int start[] = {0, 4}, members[] = {0, 1, 2, 3};
     struct cmr_knn_cfg cfg;
-    cmr_knn_cfg_default(&cfg);
+    cfg = cmr_knn_cfg_default();
     cfg.negatives = -1;
     struct cmr_knn_result r;
     struct cmr_error err = {0};
@@ -52,7 +52,7 @@ static void test_errors(void)
     float emb[] = {1, 0, 2, 0, 3, 0, 5, 0, 0, 1, -1, 0};
     int start[] = {0, 4}, members[] = {0, 1, 2, 3};
     struct cmr_knn_cfg cfg;
-    cmr_knn_cfg_default(&cfg);
+    cfg = cmr_knn_cfg_default();
     struct cmr_knn_result r;
     struct cmr_error err = {0};
     ok(cmr_knn_eval(&cfg, emb, 6, 2, start, members, 1, &r, &err) == CMR_EINVAL,
@@ -133,7 +133,7 @@ static void test_numpy(void)
                    &hits, &hr, &mpr) != 10)
             break;
         struct cmr_knn_cfg cfg;
-        cmr_knn_cfg_default(&cfg);
+        cfg = cmr_knn_cfg_default();
         cfg.queries = q;
         cfg.negatives = neg;
         cfg.shuffle = sh;

@@ -174,7 +174,7 @@ static void test_small(int ki)
     cmr_model_set_threads(m, 1);
 
     /* training: loss, gradients, running statistics */
-    const struct cmr_st_tensor *tt = cmr_safetensors_find(ref, "train.loss");
+    const struct cmr_safetensors_tensor *tt = cmr_safetensors_find(ref, "train.loss");
     float tau = (float)atof(cmr_safetensors_meta(ref, "tau") ? cmr_safetensors_meta(ref, "tau") : "1");
     int B = 3, n = ki == CMR_MODEL_CPC ? B * (c->context + c->k) : 2 * B;
     float *x = mt_segments(TRAIN_SEED, n), want_loss;
@@ -337,7 +337,7 @@ static struct cmr_model *full_model(int ki)
 {
     struct cmr_model_cfg cfg;
     struct cmr_error err = {0};
-    cmr_model_cfg_default(&cfg, (enum cmr_model_kind)ki, 1.0);
+    cfg = cmr_model_cfg_default((enum cmr_model_kind)ki, 1.0);
     cfg.mel_mean = 0.25f;
     cfg.mel_std = 0.75f;
     struct cmr_model *m = cmr_model_new(&cfg, &err);

@@ -13,7 +13,7 @@ static struct cmr_model *new_model(enum cmr_model_kind kind, double width, int e
 {
     struct cmr_model_cfg c;
     struct cmr_error err = {0};
-    cmr_model_cfg_default(&c, kind, width);
+    c = cmr_model_cfg_default(kind, width);
     if (emb) {
         c.emb = emb;
         if (kind == CMR_MODEL_MULTI)
@@ -33,44 +33,45 @@ static void test_cfg(void)
 {
     struct cmr_model_cfg c;
     struct cmr_error err = {0};
-    cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 1);
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 1);
     ok(c.widths[0] == 128 && c.widths[1] == 256 && c.widths[2] == 256 && c.widths[3] == 512 &&
            c.widths[4] == 512 && c.emb == 128 && !c.hidden,
        "paper widths 128 256 256 512 512, emb 128");
-    cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 0.25);
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 0.25);
     ok(c.widths[0] == 32 && c.widths[1] == 64 && c.widths[4] == 128, "width 0.25: 32 64 64 128 128");
-    cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 2.5 / 128);
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 2.5 / 128);
     ok(c.widths[0] == 2 && c.widths[1] == 5 && c.widths[3] == 10, "128 x 2.5/128 = 2.5 rounds half to even: 2 (Python round)");
-    cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 3.5 / 128);
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 3.5 / 128);
     ok(c.widths[0] == 4 && c.widths[1] == 7, "3.5 rounds to 4");
-    cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 0.001);
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 0.001);
     ok(c.widths[0] == 1 && c.widths[4] == 1, "tiny widths clamp to 1 channel");
-    cmr_model_cfg_default(&c, CMR_MODEL_MULTI, 0.25);
+    c = cmr_model_cfg_default(CMR_MODEL_MULTI, 0.25);
     ok(c.widths[4] == 128 && cmr_model_out_dim(&c) == 640, "multi: block 5 has emb channels, 640-d output");
-    cmr_model_cfg_default(&c, CMR_MODEL_CPC, 1);
+    c = cmr_model_cfg_default(CMR_MODEL_CPC, 1);
     ok(c.hidden == 256 && c.k == 2 && c.context == 4 && cmr_model_out_dim(&c) == 256, "cpc: hidden 256, K 2, context 4");
-    ok(cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 0) == CMR_EINVAL &&
-           cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 5) == CMR_EINVAL,
-       "width 0 and 5 refused");
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 0);
+    int refused0 = cmr_model_cfg_check(&c, NULL) == CMR_EMODEL;
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 5);
+    ok(refused0 && cmr_model_cfg_check(&c, NULL) == CMR_EMODEL, "width 0 and 5 refused");
 
-    cmr_model_cfg_default(&c, CMR_MODEL_MULTI, 0.25);
+    c = cmr_model_cfg_default(CMR_MODEL_MULTI, 0.25);
     c.widths[4] = 64;
     ok(cmr_model_cfg_check(&c, &err) == CMR_EMODEL, "multi with block 5 != emb refused: %s", err.msg);
-    cmr_model_cfg_default(&c, CMR_MODEL_CPC, 0.25);
+    c = cmr_model_cfg_default(CMR_MODEL_CPC, 0.25);
     c.k = 0;
     ok(cmr_model_cfg_check(&c, &err) == CMR_EMODEL, "K 0 refused: %s", err.msg);
     c.k = CMR_MODEL_MAX_K + 1;
     ok(cmr_model_cfg_check(&c, &err) == CMR_EMODEL, "K above the maximum refused");
-    cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 0.25);
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 0.25);
     c.hidden = 5;
     ok(cmr_model_cfg_check(&c, &err) == CMR_EMODEL, "hidden on an encoder refused: %s", err.msg);
-    cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 0.25);
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 0.25);
     c.widths[2] = 0;
     ok(cmr_model_cfg_check(&c, &err) == CMR_EMODEL && !cmr_model_new(&c, &err), "0 channels refused: %s", err.msg);
-    cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 0.25);
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 0.25);
     c.mel_std = 0;
     ok(cmr_model_cfg_check(&c, &err) == CMR_EMODEL, "mel_std 0 refused: %s", err.msg);
-    cmr_model_cfg_default(&c, CMR_MODEL_ENCODER, 0.25);
+    c = cmr_model_cfg_default(CMR_MODEL_ENCODER, 0.25);
     c.n_time = 100;
     ok(cmr_model_cfg_check(&c, &err) == CMR_EMODEL, "segments other than 188 x 96 refused: %s", err.msg);
     enum cmr_model_kind k;
@@ -301,9 +302,9 @@ static void test_files(void)
 }
 
 static void write_st(const char *path, struct cmr_model *m, const char *drop, const char *bad_shape,
-                     const char *extra, int nan, const struct cmr_st_meta *meta, int n_meta)
+                     const char *extra, int nan, const struct cmr_safetensors_kv *meta, int n_meta)
 {
-    struct cmr_st_out *o = calloc((size_t)m->n_tensors + 1, sizeof *o);
+    struct cmr_safetensors_out *o = calloc((size_t)m->n_tensors + 1, sizeof *o);
     char(*names)[80] = calloc((size_t)m->n_tensors + 1, sizeof *names);
     float *vals = FBUF(m->n_params + m->n_stats + 16);
     int64_t shapes[64][4], n = 0;
@@ -318,13 +319,13 @@ static void write_st(const char *path, struct cmr_model *m, const char *drop, co
         cmr_model_tensor_get(m, i, vals + off);
         if (nan && i == 1)
             vals[off] = NAN;
-        o[n] = (struct cmr_st_out){names[n], m->tensors[i].ndim, shapes[n], vals + off};
+        o[n] = (struct cmr_safetensors_out){names[n], m->tensors[i].ndim, shapes[n], vals + off};
         off += m->tensors[i].numel;
         n++;
     }
     if (extra) {
         static int64_t one = 1;
-        o[n++] = (struct cmr_st_out){extra, 1, &one, vals};
+        o[n++] = (struct cmr_safetensors_out){extra, 1, &one, vals};
     }
     struct cmr_error err = {0};
     if (cmr_safetensors_write(path, o, (int)n, meta, n_meta, &err)) {
@@ -364,9 +365,9 @@ static void test_safetensors(void)
     /* what import infers, and what it refuses */
     struct cmr_model *m = new_model(CMR_MODEL_ENCODER, 0.25, 0, 0);
     cmr_model_init(m, 1);
-    struct cmr_st_meta mel[2] = {{"cmr.mel_mean", "0.5"}, {"cmr.mel_std", "2"}};
-    struct cmr_st_meta wrong_w[3] = {{"cmr.mel_mean", "0"}, {"cmr.mel_std", "1"}, {"cmr.width", "0.5"}};
-    struct cmr_st_meta wrong_k[3] = {{"cmr.mel_mean", "0"}, {"cmr.mel_std", "1"}, {"cmr.kind", "multi"}};
+    struct cmr_safetensors_kv mel[2] = {{"cmr.mel_mean", "0.5"}, {"cmr.mel_std", "2"}};
+    struct cmr_safetensors_kv wrong_w[3] = {{"cmr.mel_mean", "0"}, {"cmr.mel_std", "1"}, {"cmr.width", "0.5"}};
+    struct cmr_safetensors_kv wrong_k[3] = {{"cmr.mel_mean", "0"}, {"cmr.mel_std", "1"}, {"cmr.kind", "multi"}};
     path_in(p, sizeof p, "y.safetensors");
 
     write_st(p, m, NULL, NULL, NULL, 0, mel, 2);
@@ -713,7 +714,7 @@ static void test_gradients(void)
     for (int ki = 0; ki < 3; ki++) {
         struct cmr_model_cfg cfg;
         struct cmr_error err = {0};
-        cmr_model_cfg_default(&cfg, (enum cmr_model_kind)ki, 1.0 / 8);
+        cfg = cmr_model_cfg_default((enum cmr_model_kind)ki, 1.0 / 8);
         cfg.emb = 16;
         if (ki == CMR_MODEL_MULTI)
             cfg.widths[4] = 16;
@@ -771,7 +772,7 @@ static void test_invariance(void)
     for (int ki = 0; ki < 3; ki++) {
         struct cmr_model_cfg cfg;
         struct cmr_error err = {0};
-        cmr_model_cfg_default(&cfg, (enum cmr_model_kind)ki, 0.25);
+        cfg = cmr_model_cfg_default((enum cmr_model_kind)ki, 0.25);
         struct cmr_model *m = cmr_model_new(&cfg, &err);
         if (!m) {
             printf("Bail out! %s\n", err.msg);

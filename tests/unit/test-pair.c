@@ -11,7 +11,7 @@
 static void test_defaults(void)
 {
     struct cmr_pair_cfg c;
-    cmr_pair_cfg_default(&c, 16000);
+    c = cmr_pair_cfg_default(16000);
     ok(c.segment == 48000 && c.crop == 57600 && c.gap == 8000 && c.context == 4 && c.predict == 2,
        "defaults at 16 kHz: segment 48000, crop 57600, gap 8000, context 4, predict 2");
     ok(cmr_pair_cfg_check(&c, NULL) == CMR_OK, "defaults pass the check");
@@ -36,16 +36,16 @@ static void test_wrong_params(void)
 {
     struct cmr_pair_cfg c;
     struct cmr_error err = {0};
-    cmr_pair_cfg_default(&c, 16000);
+    c = cmr_pair_cfg_default(16000);
     c.crop = c.segment - 1;
     ok(cmr_pair_cfg_check(&c, &err) == CMR_EINVAL && strstr(err.msg, "crop"), "crop < segment: %s", err.msg);
-    cmr_pair_cfg_default(&c, 16000);
+    c = cmr_pair_cfg_default(16000);
     c.segment = 0;
     ok(cmr_pair_cfg_check(&c, &err) == CMR_EINVAL, "segment 0: %s", err.msg);
-    cmr_pair_cfg_default(&c, 16000);
+    c = cmr_pair_cfg_default(16000);
     c.gap = -1;
     ok(cmr_pair_cfg_check(&c, &err) == CMR_EINVAL, "negative gap: %s", err.msg);
-    cmr_pair_cfg_default(&c, 16000);
+    c = cmr_pair_cfg_default(16000);
     c.strategy = CMR_PAIR_SEQUENCE;
     c.predict = 0;
     ok(cmr_pair_cfg_check(&c, &err) == CMR_EINVAL, "predict 0: %s", err.msg);
@@ -141,7 +141,7 @@ static void test_adjacent(void)
     ok(lo > 650 && hi < 950, "adjacent: earlier start uniform (counts %d..%d, expect 800)", lo, hi);
 
     /* the paper's numbers: anchor segment [a, a+3 s), positive [a+3.5 s, a+6.5 s) */
-    cmr_pair_cfg_default(&c, 16000);
+    c = cmr_pair_cfg_default(16000);
     c.strategy = CMR_PAIR_ADJACENT;
     cmr_pair_draw(&c, 16000 * 30, &rng, &d, NULL);
     int64_t early = d.swapped ? d.offset[1] : d.offset[0];
@@ -233,7 +233,7 @@ static void test_rng_and_extract(void)
     struct cmr_rng root, r1, r2, r3;
     struct cmr_pair_cfg c;
     struct cmr_pair_draw d1, d2, d3;
-    cmr_pair_cfg_default(&c, 16000);
+    c = cmr_pair_cfg_default(16000);
     c.strategy = CMR_PAIR_RANDOM;
     cmr_rng_seed(&root, 42);
     cmr_pair_rng(&root, "a.flac", 3, &r1);

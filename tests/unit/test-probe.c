@@ -196,7 +196,7 @@ static void test_genre(void)
         ok(0, "probe-genre.sklearn.txt: bad header");
     while (fscanf(f, "%15s %lf %lf %lf %lf", name, &C, &val, &acc, &f1) == 5) {
         struct cmr_probe_cfg cfg;
-        cmr_probe_cfg_default(&cfg, !strcmp(name, "svm") ? CMR_PROBE_SVM : CMR_PROBE_LOGREG);
+        cfg = cmr_probe_cfg_default(!strcmp(name, "svm") ? CMR_PROBE_SVM : CMR_PROBE_LOGREG);
         struct cmr_probe_result res;
         int rc = cmr_probe_run(&cfg, &data, &res, &err);
         ok(rc == CMR_OK, "%s runs: %s", name, rc ? err.msg : "ok");
@@ -215,7 +215,7 @@ static void test_genre(void)
 
     /* error paths */
     struct cmr_probe_cfg cfg;
-    cmr_probe_cfg_default(&cfg, CMR_PROBE_SVM);
+    cfg = cmr_probe_cfg_default(CMR_PROBE_SVM);
     struct cmr_probe_result res;
     int *split2 = malloc(sizeof(int) * (size_t)r.n);
     for (int i = 0; i < r.n; i++)
@@ -243,11 +243,11 @@ static void test_genre(void)
     r.X[5] = keep;
     cfg.n_C = 0;
     ok(cmr_probe_run(&cfg, &data, &res, &err) == CMR_EINVAL, "empty C grid: %s", err.msg);
-    cmr_probe_cfg_default(&cfg, CMR_PROBE_SVM);
+    cfg = cmr_probe_cfg_default(CMR_PROBE_SVM);
     cfg.C[0] = -1;
     ok(cmr_probe_run(&cfg, &data, &res, &err) == CMR_EINVAL, "negative C: %s", err.msg);
     /* determinism: two runs give identical results */
-    cmr_probe_cfg_default(&cfg, CMR_PROBE_SVM);
+    cfg = cmr_probe_cfg_default(CMR_PROBE_SVM);
     struct cmr_probe_result a, b;
     cmr_probe_run(&cfg, &data, &a, NULL);
     cmr_probe_run(&cfg, &data, &b, NULL);
@@ -288,7 +288,7 @@ static void test_tags(void)
     int used;
     if (fscanf(f, "%*s %*s %*d logreg %lf %lf %lf %lf %d", &C, &val, &roc, &ap, &used) == 5) {
         struct cmr_probe_cfg cfg;
-        cmr_probe_cfg_default(&cfg, CMR_PROBE_LOGREG);
+        cfg = cmr_probe_cfg_default(CMR_PROBE_LOGREG);
         struct cmr_probe_result res;
         struct cmr_error err = {0};
         int rc = cmr_probe_run(&cfg, &data, &res, &err);
@@ -302,7 +302,7 @@ static void test_tags(void)
             ok(isnan(res.tag_roc[5]), "tag 'sad' has no positive test row: not scored");
             cmr_probe_result_free(&res);
         }
-        cmr_probe_cfg_default(&cfg, CMR_PROBE_SVM);
+        cfg = cmr_probe_cfg_default(CMR_PROBE_SVM);
         ok(cmr_probe_run(&cfg, &data, &res, &err) == CMR_EINVAL, "tags need logistic regression: %s",
            err.msg);
     } else {

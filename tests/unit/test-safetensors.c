@@ -43,8 +43,8 @@ static void test_roundtrip(void)
     snprintf(path, sizeof path, "%s/a.safetensors", dir);
     float a[6] = {1, -2, 3.5f, 4, 5, 6}, s = 7, e = 0;
     int64_t sa[2] = {2, 3}, se[1] = {0};
-    struct cmr_st_out t[3] = {{"w \"quoted\"", 2, sa, a}, {"scalar", 0, NULL, &s}, {"empty", 1, se, &e}};
-    struct cmr_st_meta meta[2] = {{"cmr.kind", "encoder"}, {"note", "caf\xc3\xa9\n\"x\""}};
+    struct cmr_safetensors_out t[3] = {{"w \"quoted\"", 2, sa, a}, {"scalar", 0, NULL, &s}, {"empty", 1, se, &e}};
+    struct cmr_safetensors_kv meta[2] = {{"cmr.kind", "encoder"}, {"note", "caf\xc3\xa9\n\"x\""}};
     struct cmr_error err = {0};
     ok(cmr_safetensors_write(path, t, 3, meta, 2, &err) == CMR_OK, "write: %s", err.msg);
     FILE *f = fopen(path, "rb");
@@ -59,14 +59,14 @@ static void test_roundtrip(void)
     ok(st->n_tensors == 3 && !strcmp(st->tensors[0].name, "w \"quoted\"") &&
            !strcmp(st->tensors[1].name, "scalar") && !strcmp(st->tensors[2].name, "empty"),
        "names and order kept (escaped quotes)");
-    const struct cmr_st_tensor *w = cmr_safetensors_find(st, "w \"quoted\"");
+    const struct cmr_safetensors_tensor *w = cmr_safetensors_find(st, "w \"quoted\"");
     float got[6];
     cmr_safetensors_get(st, w, got);
     ok(w->ndim == 2 && w->shape[0] == 2 && w->shape[1] == 3 && !memcmp(got, a, sizeof a), "values and shape");
-    const struct cmr_st_tensor *sc = cmr_safetensors_find(st, "scalar");
+    const struct cmr_safetensors_tensor *sc = cmr_safetensors_find(st, "scalar");
     cmr_safetensors_get(st, sc, got);
-    ok(sc->ndim == 0 && cmr_st_numel(sc) == 1 && got[0] == 7, "a scalar has shape []");
-    ok(cmr_st_numel(cmr_safetensors_find(st, "empty")) == 0, "an empty tensor");
+    ok(sc->ndim == 0 && cmr_safetensors_numel(sc) == 1 && got[0] == 7, "a scalar has shape []");
+    ok(cmr_safetensors_numel(cmr_safetensors_find(st, "empty")) == 0, "an empty tensor");
     ok(!strcmp(cmr_safetensors_meta(st, "note"), "caf\xc3\xa9\n\"x\"") &&
            !strcmp(cmr_safetensors_meta(st, "cmr.kind"), "encoder") && !cmr_safetensors_meta(st, "nope"),
        "metadata strings with UTF-8, newline and quotes");

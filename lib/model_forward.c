@@ -32,13 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "model_internal.h"
 #include "nn/vec.h"
 
 #define MAX_WORKERS 64
-#define SEG (CMR_MODEL_T * CMR_MODEL_F)
 
-static const int pools[CMR_MODEL_BLOCKS][2] = {{2, 2}, {2, 2}, {2, 2}, {4, 4}, {5, 3}};
 
 /* the buffers of one worker (one slice of a batch) */
 struct job;
@@ -84,13 +82,13 @@ static void block_dims(const struct cmr_model_cfg *c, int l, int *H, int *W, int
 {
     int h = c->n_time, w = c->n_freq;
     for (int i = 0; i < l; i++) {
-        h /= pools[i][0];
-        w /= pools[i][1];
+        h /= cmr_model_pools[i][0];
+        w /= cmr_model_pools[i][1];
     }
     *H = h;
     *W = w;
-    *OH = h / pools[l][0];
-    *OW = w / pools[l][1];
+    *OH = h / cmr_model_pools[l][0];
+    *OW = w / cmr_model_pools[l][1];
 }
 
 static struct cmr_conv2d_dims conv_dims(const struct cmr_model_cfg *c, int l, int B)
@@ -181,7 +179,7 @@ static size_t linear_pack_floats(const struct cmr_model_cfg *c)
 
 static size_t worker_bytes(const struct cmr_model_cfg *c, int cap, int train)
 {
-    size_t n = (size_t)cap * SEG, conv_max = 0, scratch = 0, bytes = 0;
+    size_t n = (size_t)cap * CMR_MODEL_SEG, conv_max = 0, scratch = 0, bytes = 0;
     for (int l = 0; l < CMR_MODEL_BLOCKS; l++) {
         int H, W, OH, OW;
         block_dims(c, l, &H, &W, &OH, &OW);
@@ -214,7 +212,7 @@ static int worker_alloc(struct worker *w, const struct cmr_model_cfg *c, int cap
     w->cap = cap;
     w->train = train;
     size_t conv_max = 0, scratch = 0;
-    int bad = !(w->x = alloc_aligned((size_t)cap * SEG * sizeof(float)));
+    int bad = !(w->x = alloc_aligned((size_t)cap * CMR_MODEL_SEG * sizeof(float)));
     for (int l = 0; l < CMR_MODEL_BLOCKS && !bad; l++) {
         int H, W, OH, OW;
         block_dims(c, l, &H, &W, &OH, &OW);
@@ -609,11 +607,11 @@ static void fold_bn(struct cmr_model *m)
     }
 }
 
-/* x (n, SEG) = the model's input standardisation of in */
+/* x (n, CMR_MODEL_SEG) = the model's input standardisation of in */
 static void standardise(float *x, const float *in, int n, const struct cmr_model_cfg *c)
 {
     const float mean = c->mel_mean, inv = 1.0f / c->mel_std;
-    size_t nx = (size_t)n * SEG;
+    size_t nx = (size_t)n * CMR_MODEL_SEG;
     for (size_t i = 0; i < nx; i++)
         x[i] = (in[i] - mean) * inv;
 }
@@ -640,9 +638,9 @@ static void trunk_eval(struct cmr_model *m, struct worker *w, const float *in, i
         struct cmr_conv2d_dims d = conv_dims(c, l, n);
         int C = d.OC;
         cmr_conv2d_forward(w->conv[0], w->scratch, h, p->conv_w, NULL, &d);
-        bn_relu_pool_eval(w->pool[l], w->conv[0], a->scale[l], a->shift[l], n, C, d.H, d.W, pools[l][0],
-                          pools[l][1]);
-        int OH = d.H / pools[l][0], OW = d.W / pools[l][1];
+        bn_relu_pool_eval(w->pool[l], w->conv[0], a->scale[l], a->shift[l], n, C, d.H, d.W, cmr_model_pools[l][0],
+                          cmr_model_pools[l][1]);
+        int OH = d.H / cmr_model_pools[l][0], OW = d.W / cmr_model_pools[l][1];
         if (c->kind == CMR_MODEL_MULTI) {
             int nin = C * OW, E = c->emb;
             /* max over time without the argmax cache */
@@ -676,7 +674,7 @@ static void trunk_train(struct cmr_model *m, struct worker *w, const float *in, 
         const struct cmr_block_params *p = &m->p.blk[l];
         struct cmr_conv2d_dims d = conv_dims(c, l, n);
         int C = d.OC, HW = d.H * d.W;
-        struct cmr_pool2d_dims pd = {n, C, d.H, d.W, pools[l][0], pools[l][1]};
+        struct cmr_pool2d_dims pd = {n, C, d.H, d.W, cmr_model_pools[l][0], cmr_model_pools[l][1]};
         cmr_conv2d_forward(w->conv[l], w->scratch, h, p->conv_w, p->conv_b, &d);
         const float *y = w->conv[l];
         if (m->bn_hook) {
@@ -695,7 +693,7 @@ static void trunk_train(struct cmr_model *m, struct worker *w, const float *in, 
         bn_relu_pool_train(w->pool[l], w->arg[l], y, a->scale[l], a->shift[l], n, C, d.H, d.W, pd.KH,
                            pd.KW);
         m->bn_count[l]++;
-        int OH = d.H / pools[l][0], OW = d.W / pools[l][1];
+        int OH = d.H / cmr_model_pools[l][0], OW = d.W / cmr_model_pools[l][1];
         if (c->kind == CMR_MODEL_MULTI) {
             int nin = C * OW, E = c->emb;
             cmr_maxtime_forward(w->mt[l], w->mt_arg[l], w->pool[l], n, C, OH, OW);
@@ -733,7 +731,7 @@ static void *worker_main(void *arg)
         if (i0 >= j->n)
             break;
         int cnt = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;
-        trunk_eval(j->m, w, j->x + (size_t)i0 * SEG, cnt, j->out + (size_t)i0 * j->D);
+        trunk_eval(j->m, w, j->x + (size_t)i0 * CMR_MODEL_SEG, cnt, j->out + (size_t)i0 * j->D);
     }
     return NULL;
 }
@@ -744,11 +742,11 @@ int cmr_model_forward(struct cmr_model *m, const float *x, int n, int train, flo
     int rc;
     if (n < 1)
         return cmr_error_set(err, CMR_EINVAL, "model: batch should be >= 1, got %d", n);
-    size_t nx = (size_t)n * SEG;
+    size_t nx = (size_t)n * CMR_MODEL_SEG;
     for (size_t i = 0; i < nx; i++)
         if (!isfinite(x[i]))
             return cmr_error_set(err, CMR_ENAN, "model: segment %zu of the batch holds %s (frame %zu, bin %zu)",
-                                 i / SEG, isnan(x[i]) ? "NaN" : "an infinity", i % SEG / CMR_MODEL_F,
+                                 i / CMR_MODEL_SEG, isnan(x[i]) ? "NaN" : "an infinity", i % CMR_MODEL_SEG / CMR_MODEL_F,
                                  i % CMR_MODEL_F);
     if ((rc = cmr_model_reserve(m, n, train, err)))
         return rc;
@@ -820,8 +818,8 @@ int cmr_model_backward(struct cmr_model *m, const float *dout, struct cmr_error 
     }
     for (int l = CMR_MODEL_BLOCKS - 1; l >= 0; l--) {
         struct cmr_conv2d_dims d = conv_dims(c, l, n);
-        int C = d.OC, HW = d.H * d.W, OH = d.H / pools[l][0], OW = d.W / pools[l][1];
-        struct cmr_pool2d_dims pd = {n, C, d.H, d.W, pools[l][0], pools[l][1]};
+        int C = d.OC, HW = d.H * d.W, OH = d.H / cmr_model_pools[l][0], OW = d.W / cmr_model_pools[l][1];
+        struct cmr_pool2d_dims pd = {n, C, d.H, d.W, cmr_model_pools[l][0], cmr_model_pools[l][1]};
         size_t full = (size_t)n * C * HW;
         if (c->kind == CMR_MODEL_MULTI) {
             size_t nmt = (size_t)n * C * OW;
