@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "dist.h"
 #include "dsp/stats.h"
+#include "stream/frontend.h"
 #include "frame.h"
 #include "model.h"
 #include "train.h"
@@ -460,12 +461,9 @@ int main(int argc, char **argv)
     /* the input standardisation */
     struct cmr_stats_file sf;
     if (stats_path) {
-        int rc = cmr_stats_read(stats_path, &sf, &err);
+        int rc = cmr_frontend_stats_load(stats_path, "mel", NULL, &sf, &err);
         if (rc)
             cli_die(CLI_EXIT_DATA, "--stats: %s", cmr_error_text(&err, rc));
-        if (sf.kind[0] && strcmp(sf.kind, "mel"))
-            cli_die(CLI_EXIT_DATA, "--stats: %s holds statistics of \"%s\" frames, not \"mel\"", stats_path,
-                    sf.kind);
     }
 
     /* the model: new, from --init, or from --resume */
