@@ -25,6 +25,10 @@
  *
  * The element adds the segment's span to the latency it reports.
  *
+ * The cutting, the batching and the GRU carry are lib/stream/segmenter.h and
+ * lib/stream/encoder.h, the code cmr-segment and cmr-encode run; this file
+ * maps buffers, events and properties onto them and time-stamps the output.
+ *
  * ## Example launch line
  * |[
  * gst-launch-1.0 -q filesrc location=song.ogg ! decodebin ! audioconvert ! audioresample ! \
