@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "frame.h"
 #include "model.h"
+#include "stream/encoder.h"
 
 #define SEG (CMR_MODEL_T * CMR_MODEL_F)
 
@@ -57,16 +58,11 @@ struct item {
 };
 
 struct state {
-    struct cmr_model *m;
+    struct cmr_encoder *enc;
     struct cmr_writer *w;
     int batch, D;
-    float *x, *emb, *ctx;   /* (batch, SEG), (batch, emb), (batch, hidden) */
     struct item *q;
-    int nq, cap, nseg;
-    /* cpc: the GRU state of the current track */
-    char *track;
-    int have_h;
-    float *h;
+    int nq, cap;
     long long segments;
     /* throughput, for -v: from the end of the first batch (a warm-up) to the end */
     double t_warm;
@@ -80,63 +76,26 @@ static double now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* runs the queued segments (lib/stream/encoder.h) and writes the queued frames in order */
 static void flush(struct state *s)
 {
     struct cmr_error err = {0};
-    const struct cmr_model_cfg *c = &s->m->cfg;
-    float *out = c->kind == CMR_MODEL_CPC ? s->emb : s->ctx;
-    if (s->nseg > 0) {
-        int rc = cmr_model_forward(s->m, s->x, s->nseg, 0, out, &err);
-        if (rc)
-            cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
-    }
-    if (c->kind == CMR_MODEL_CPC) {
-        /* run the GRU over each run of consecutive segments of one track */
-        for (int i = 0; i < s->nq;) {
-            struct item *it = &s->q[i];
-            if (it->seg < 0) {
-                if (s->track && !strcmp(s->track, it->fr.track)) {
-                    free(s->track); /* the track ended: the next one starts from zero */
-                    s->track = NULL;
-                    s->have_h = 0;
-                }
-                i++;
-                continue;
-            }
-            if (!s->track || strcmp(s->track, it->fr.track)) {
-                free(s->track);
-                if (!(s->track = strdup(it->fr.track)))
-                    cli_die(CLI_EXIT_DATA, "out of memory");
-                s->have_h = 0;
-            }
-            int j = i, n = 0;
-            while (j < s->nq && s->q[j].seg >= 0 && !strcmp(s->q[j].fr.track, it->fr.track)) {
-                j++;
-                n++;
-            }
-            int rc = cmr_model_gru_forward(s->m, s->emb + (size_t)it->seg * c->emb,
-                                           s->have_h ? s->h : NULL, 1, n, 0,
-                                           s->ctx + (size_t)it->seg * c->hidden, &err);
-            if (rc)
-                cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
-            memcpy(s->h, s->ctx + (size_t)(it->seg + n - 1) * c->hidden, (size_t)c->hidden * sizeof(float));
-            s->have_h = 1;
-            i = j;
-        }
-    }
+    const float *emb;
+    int n, rc = cmr_encoder_run(s->enc, &emb, &n, &err);
+    if (rc)
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
     for (int i = 0; i < s->nq; i++) {
         struct item *it = &s->q[i];
         if (it->seg >= 0)
-            memcpy(it->fr.data, s->ctx + (size_t)it->seg * s->D, (size_t)s->D * sizeof(float));
+            memcpy(it->fr.data, emb + (size_t)it->seg * s->D, (size_t)s->D * sizeof(float));
         cli_put(s->w, &it->fr);
     }
-    s->segments += s->nseg;
-    if (!s->seg_warm && s->nseg) {
+    s->segments += n;
+    if (!s->seg_warm && n) {
         s->seg_warm = s->segments;
         s->t_warm = now();
     }
     s->nq = 0;
-    s->nseg = 0;
 }
 
 static struct item *push(struct state *s)
@@ -172,12 +131,14 @@ static void segment(struct state *s, const struct cmr_frame *fr)
     it->fr.index = fr->index;
     it->fr.offset = fr->offset;
     it->fr.rate = fr->rate;
-    it->seg = s->nseg++;
-    memcpy(s->x + (size_t)it->seg * SEG, fr->data, SEG * sizeof(float));
-    if (s->nseg == s->batch)
+    it->seg = cmr_encoder_queued(s->enc);
+    cmr_encoder_push(s->enc, fr->data, NULL); /* room: a full batch is flushed below */
+    if (cmr_encoder_queued(s->enc) == s->batch)
         flush(s);
 }
 
+/* the track ends: its end frame is queued after its embeddings, and the next
+ * track's segments start from a zero GRU state */
 static void end(struct state *s, const struct cmr_frame *fr)
 {
     struct item *it = push(s);
@@ -186,6 +147,7 @@ static void end(struct state *s, const struct cmr_frame *fr)
         (fr->error && cmr_frame_set_error(&it->fr, fr->error) != CMR_OK))
         cli_die(CLI_EXIT_DATA, "out of memory");
     it->seg = -1;
+    cmr_encoder_end_run(s->enc);
 }
 
 int main(int argc, char **argv)
@@ -225,29 +187,21 @@ int main(int argc, char **argv)
         cli_usage_error("--model FILE is required");
     input = cli_one_input(argc, argv);
 
-    s.m = cmr_model_load(model, &err);
-    if (!s.m)
+    struct cmr_model *m = cmr_model_load(model, &err);
+    if (!m)
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
-    const struct cmr_model_cfg *cfg = &s.m->cfg;
+    const struct cmr_model_cfg *cfg = &m->cfg;
     s.D = cmr_model_out_dim(cfg);
-    if (threads > 1)
-        cmr_model_set_threads(s.m, threads);
-    else
-        cmr_nn_set_threads(1);
-    if (cmr_model_reserve(s.m, s.batch, 0, &err))
+    if (!(s.enc = cmr_encoder_new(m, s.batch, threads, &err)))
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, err.code));
     s.cap = s.batch + 64;
-    s.x = malloc((size_t)s.batch * SEG * sizeof(float));
-    s.emb = malloc((size_t)s.batch * cfg->emb * sizeof(float));
-    s.ctx = malloc((size_t)s.batch * s.D * sizeof(float));
-    s.h = malloc((size_t)(cfg->hidden ? cfg->hidden : 1) * sizeof(float));
     s.q = calloc((size_t)s.cap, sizeof *s.q);
-    if (!s.x || !s.emb || !s.ctx || !s.h || !s.q)
+    if (!s.q)
         cli_die(CLI_EXIT_DATA, "out of memory for a batch of %d segments", s.batch);
     for (int i = 0; i < s.cap; i++)
         cmr_frame_init(&s.q[i].fr);
     cli_info("%s: %s model, width %g, %zu parameters, %d-d output, standardisation (x - %g) / %g",
-             model, cmr_model_kind_name(cfg->kind), cfg->width, s.m->n_params, s.D,
+             model, cmr_model_kind_name(cfg->kind), cfg->width, m->n_params, s.D,
              (double)cfg->mel_mean, (double)cfg->mel_std);
 
     s.w = cli_stdout_writer(force);
@@ -259,7 +213,7 @@ int main(int argc, char **argv)
         cmr_frame_stage_param(&hdr, "kind", "%s", cmr_model_kind_name(cfg->kind)) != CMR_OK ||
         cmr_frame_stage_param(&hdr, "width", "%g", cfg->width) != CMR_OK ||
         cmr_frame_stage_param(&hdr, "dim", "%d", s.D) != CMR_OK ||
-        cmr_frame_stage_param(&hdr, "step", "%lld", (long long)s.m->train.step) != CMR_OK)
+        cmr_frame_stage_param(&hdr, "step", "%lld", (long long)m->train.step) != CMR_OK)
         cli_die(CLI_EXIT_DATA, "out of memory");
     cli_put(s.w, &hdr);
     while (cli_next(rd, &fr)) {
@@ -281,12 +235,8 @@ int main(int argc, char **argv)
     cmr_frame_free(&hdr);
     cmr_frame_free(&fr);
     free(s.q);
-    free(s.x);
-    free(s.emb);
-    free(s.ctx);
-    free(s.h);
-    free(s.track);
-    cmr_model_free(s.m);
+    cmr_encoder_free(s.enc);
+    cmr_model_free(m);
     cmr_reader_free(rd);
     cmr_writer_free(s.w);
     cli_finish_stdout();

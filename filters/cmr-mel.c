@@ -17,6 +17,7 @@
 #include "dsp/stats.h"
 #include "frame.h"
 #include "frontend.h"
+#include "stream/frontend.h"
 #include "util/atomic.h"
 
 static noreturn void usage(FILE *f, int code)
@@ -61,6 +62,12 @@ static noreturn void usage(FILE *f, int code)
         "mismatched stats file, nothing to compute --stats from, or output failed;\n"
         "2 usage.\n");
     exit(code);
+}
+
+/* one provenance parameter (stream/frontend.h) into the header */
+static int stage_param(void *hdr, const char *key, const char *val)
+{
+    return cmr_frame_stage_param(hdr, key, "%s", val);
 }
 
 /* the feature object behind the shared loop */
@@ -165,15 +172,9 @@ int main(int argc, char **argv)
     p.stats = stats_path != NULL;
     if (norm_path) {
         struct cmr_stats_file sf;
-        int rc = cmr_stats_read(norm_path, &sf, &err);
+        int rc = cmr_frontend_stats_load(norm_path, "mel", desc, &sf, &err);
         if (rc != CMR_OK)
             cli_die(CLI_EXIT_DATA, "--norm: %s", cmr_error_text(&err, rc));
-        if (sf.kind[0] && strcmp(sf.kind, "mel") != 0)
-            cli_die(CLI_EXIT_DATA, "--norm: %s holds statistics of \"%s\" frames, not \"mel\"", norm_path,
-                    sf.kind);
-        if (sf.config[0] && strcmp(sf.config, desc) != 0)
-            cli_die(CLI_EXIT_DATA, "--norm: %s was computed for a different front end (%s); this one is "
-                    "(%s)", norm_path, sf.config, desc);
         p.norm = 1;
         p.mean = sf.mean;
         p.std = sf.std;
@@ -191,20 +192,7 @@ int main(int argc, char **argv)
     struct cmr_frame hdr;
     cmr_frame_init(&hdr);
     cli_read_header(rd, &hdr);
-    if (cmr_frame_stage_param(&hdr, "sample_rate", "%g", cfg.sample_rate) ||
-        cmr_frame_stage_param(&hdr, "n_fft", "%d", cfg.n_fft) ||
-        cmr_frame_stage_param(&hdr, "hop", "%d", cfg.hop) ||
-        cmr_frame_stage_param(&hdr, "window", "hann-periodic") ||
-        cmr_frame_stage_param(&hdr, "pad", "reflect") ||
-        cmr_frame_stage_param(&hdr, "n_mels", "%d", cfg.n_mels) ||
-        cmr_frame_stage_param(&hdr, "f_min", "%g", cfg.f_min) ||
-        cmr_frame_stage_param(&hdr, "f_max", "%g", cfg.f_max) ||
-        cmr_frame_stage_param(&hdr, "power", "%d", cfg.power) ||
-        cmr_frame_stage_param(&hdr, "scale", "%s", htk ? "htk" : "slaney") ||
-        cmr_frame_stage_param(&hdr, "norm", "%s", htk ? "none" : "slaney") ||
-        cmr_frame_stage_param(&hdr, "log", "%s", htk ? "none" : "log10(1+10x)") ||
-        (p.norm && cmr_frame_stage_param(&hdr, "standardize", "mean=%.17g std=%.17g", p.mean, p.std)) ||
-        (p.norm && cmr_frame_stage_param(&hdr, "stats_file", "%s", norm_path)))
+    if (cmr_frontend_params(&cfg, p.norm ? norm_path : NULL, p.mean, p.std, stage_param, &hdr))
         cli_die(CLI_EXIT_DATA, "out of memory");
     cli_put(w, &hdr);
     cmr_frame_free(&hdr);

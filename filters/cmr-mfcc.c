@@ -14,6 +14,7 @@
 #include "dsp/mfcc.h"
 #include "frame.h"
 #include "frontend.h"
+#include "stream/frontend.h"
 
 static noreturn void usage(FILE *f, int code)
 {
@@ -45,6 +46,12 @@ static noreturn void usage(FILE *f, int code)
         "Exit status: 0 ok; 1 bad input (not mono 16 kHz audio: run cmr-resample; wrong\n"
         "kind, gaps, non-finite samples, truncated stream) or output failed; 2 usage.\n");
     exit(code);
+}
+
+/* one provenance parameter (stream/frontend.h) into the header */
+static int stage_param(void *hdr, const char *key, const char *val)
+{
+    return cmr_frame_stage_param(hdr, key, "%s", val);
 }
 
 static int v_push(void *o, const float *x, size_t n, struct cmr_error *e) { return cmr_mfcc_push(o, x, n, e); }
@@ -121,18 +128,7 @@ int main(int argc, char **argv)
     struct cmr_frame hdr;
     cmr_frame_init(&hdr);
     cli_read_header(rd, &hdr);
-    if (cmr_frame_stage_param(&hdr, "sample_rate", "%g", cfg.mel.sample_rate) ||
-        cmr_frame_stage_param(&hdr, "n_fft", "%d", cfg.mel.n_fft) ||
-        cmr_frame_stage_param(&hdr, "hop", "%d", cfg.mel.hop) ||
-        cmr_frame_stage_param(&hdr, "window", "hann-periodic") ||
-        cmr_frame_stage_param(&hdr, "pad", "reflect") ||
-        cmr_frame_stage_param(&hdr, "n_mels", "%d", cfg.mel.n_mels) ||
-        cmr_frame_stage_param(&hdr, "f_min", "%g", cfg.mel.f_min) ||
-        cmr_frame_stage_param(&hdr, "f_max", "%g", cfg.mel.f_max) ||
-        cmr_frame_stage_param(&hdr, "power", "2") ||
-        cmr_frame_stage_param(&hdr, "scale", "slaney") ||
-        cmr_frame_stage_param(&hdr, "norm", "slaney") ||
-        cmr_frame_stage_param(&hdr, "log", "10log10(max(x,1e-10))") ||
+    if (cmr_frontend_params(&cfg.mel, NULL, 0, 0, stage_param, &hdr) ||
         cmr_frame_stage_param(&hdr, "n_mfcc", "%d", cfg.n_mfcc) ||
         cmr_frame_stage_param(&hdr, "dct", "II-ortho"))
         cli_die(CLI_EXIT_DATA, "out of memory");

@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "dist.h"
 #include "dsp/stats.h"
+#include "stream/frontend.h"
 #include "frame.h"
 #include "model.h"
 #include "train.h"
@@ -451,12 +452,9 @@ static void check_outputs(const struct opts *o, const struct run *r)
 static void read_stats(const struct opts *o, struct cmr_stats_file *sf)
 {
     struct cmr_error err = {0};
-    int rc = cmr_stats_read(o->stats_path, sf, &err);
+    int rc = cmr_frontend_stats_load(o->stats_path, "mel", NULL, sf, &err);
     if (rc)
         cli_die(CLI_EXIT_DATA, "--stats: %s", cmr_error_text(&err, rc));
-    if (sf->kind[0] && strcmp(sf->kind, "mel"))
-        cli_die(CLI_EXIT_DATA, "--stats: %s holds statistics of \"%s\" frames, not \"mel\"", o->stats_path,
-                sf->kind);
 }
 
 /* the model of --init, --resume or --eval, checked against the options */

@@ -25,6 +25,10 @@
  *
  * The element adds the segment's span to the latency it reports.
  *
+ * The cutting, the batching and the GRU carry are lib/stream/segmenter.h and
+ * lib/stream/encoder.h, the code cmr-segment and cmr-encode run; this file
+ * maps buffers, events and properties onto them and time-stamps the output.
+ *
  * ## Example launch line
  * |[
  * gst-launch-1.0 -q filesrc location=song.ogg ! decodebin ! audioconvert ! audioresample ! \
@@ -40,6 +44,8 @@
 
 #include "gstcmr.h"
 #include "gstcmrencode.h"
+#include "stream/encoder.h"
+#include "stream/segmenter.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_cmr_encode_debug);
 #define GST_CAT_DEFAULT gst_cmr_encode_debug
@@ -150,12 +156,10 @@ gst_cmr_encode_init (GstCmrEncode * self)
 static void
 free_model (GstCmrEncode * self)
 {
+  g_clear_pointer (&self->enc, cmr_encoder_free);
+  g_clear_pointer (&self->seg, cmr_segmenter_free);
   cmr_model_free (self->model);
   self->model = NULL;
-  g_clear_pointer (&self->x, g_free);
-  g_clear_pointer (&self->emb, g_free);
-  g_clear_pointer (&self->out, g_free);
-  g_clear_pointer (&self->h, g_free);
   g_clear_pointer (&self->starts, g_free);
 }
 
@@ -165,7 +169,6 @@ gst_cmr_encode_finalize (GObject * object)
   GstCmrEncode *self = GST_CMR_ENCODE (object);
 
   free_model (self);
-  g_free (self->win);
   g_free (self->model_path);
   if (self->pending_stage)
     gst_event_unref (self->pending_stage);
@@ -240,7 +243,20 @@ gst_cmr_encode_get_property (GObject * object, guint prop_id, GValue * value,
 
 /* ---- the model ---- */
 
-/* loads the model the properties name and sizes the buffers */
+/* segments of T frames every hop frames, as cmr-segment --hop cuts them */
+static struct cmr_segmenter *
+new_segmenter (gint hop, struct cmr_error *err)
+{
+  struct cmr_segmenter_cfg cfg;
+
+  cmr_segmenter_cfg_default (&cfg);
+  cfg.frames = T;
+  cfg.hop = hop;
+  return cmr_segmenter_new (&cfg, err);
+}
+
+/* loads the model the properties name, and the segmenter and the encoder
+ * (lib/stream/) that run it */
 static gboolean
 load_model (GstCmrEncode * self)
 {
@@ -278,34 +294,17 @@ load_model (GstCmrEncode * self)
     g_free (path);
     return FALSE;
   }
-  if (threads > 1)
-    cmr_model_set_threads (m, threads);
-  else
-    cmr_nn_set_threads (1);
-  if (cmr_model_reserve (m, batch, 0, &err) != CMR_OK) {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cmrencode: %s",
-            cmr_error_text (&err, err.code)));
-    cmr_model_free (m);
-    g_free (path);
-    return FALSE;
-  }
   self->model = m;
   self->dim = cmr_model_out_dim (&m->cfg);
-  self->seg_hop = hop;
-  self->x = g_try_malloc_n ((gsize) batch * SEG, sizeof (gfloat));
-  self->emb = g_try_malloc_n ((gsize) batch * (gsize) m->cfg.emb, sizeof (gfloat));
-  self->out = g_try_malloc_n ((gsize) batch * (gsize) self->dim, sizeof (gfloat));
-  self->h = g_try_malloc_n (MAX (m->cfg.hidden, 1), sizeof (gfloat));
-  self->starts = g_try_malloc_n (batch, sizeof (guint64));
-  if (!self->x || !self->emb || !self->out || !self->h || !self->starts) {
+  if (!(self->enc = cmr_encoder_new (m, batch, threads, &err))
+      || !(self->seg = new_segmenter (hop, &err))
+      || !(self->starts = g_try_malloc_n (batch, sizeof (guint64)))) {
     free_model (self);
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL),
-        ("cmrencode: out of memory for a batch of %d segments", batch));
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cmrencode: %s",
+            err.code ? cmr_error_text (&err, err.code) : "out of memory"));
     g_free (path);
     return FALSE;
   }
-  self->have_h = FALSE;
-  self->queued = 0;
   {
     gchar dim[16], width[32], step[32], shop[16], frames[16], bsz[16];
     g_snprintf (dim, sizeof dim, "%d", self->dim);
@@ -350,29 +349,16 @@ static GstFlowReturn
 run_queued (GstCmrEncode * self)
 {
   struct cmr_error err = { 0 };
-  const struct cmr_model_cfg *c = &self->model->cfg;
-  gint n = self->queued;
+  const gfloat *out;
+  gint n;
   GstFlowReturn ret = GST_FLOW_OK;
 
-  if (n == 0)
+  if (cmr_encoder_queued (self->enc) == 0)
     return GST_FLOW_OK;
-  self->queued = 0;
-  if (cmr_model_forward (self->model, self->x, n, 0,
-          c->kind == CMR_MODEL_CPC ? self->emb : self->out, &err) != CMR_OK) {
+  if (cmr_encoder_run (self->enc, &out, &n, &err) != CMR_OK) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL), ("cmrencode: %s",
             cmr_error_text (&err, err.code)));
     return GST_FLOW_ERROR;
-  }
-  if (c->kind == CMR_MODEL_CPC) {
-    /* the GRU over the run's segments, in order, from the carried state */
-    if (cmr_model_gru_forward (self->model, self->emb, self->have_h ? self->h : NULL, 1, n, 0,
-            self->out, &err) != CMR_OK) {
-      GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL), ("cmrencode: %s",
-              cmr_error_text (&err, err.code)));
-      return GST_FLOW_ERROR;
-    }
-    memcpy (self->h, self->out + (gsize) (n - 1) * c->hidden, (gsize) c->hidden * sizeof (gfloat));
-    self->have_h = TRUE;
   }
   if (self->pending_stage) {
     gst_pad_push_event (self->srcpad, self->pending_stage);
@@ -383,7 +369,7 @@ run_queued (GstCmrEncode * self)
     GstBuffer *buf = gst_buffer_new_allocate (NULL, bytes, NULL);
     guint64 start = self->starts[i];
 
-    gst_buffer_fill (buf, 0, self->out + (gsize) i * self->dim, bytes);
+    gst_buffer_fill (buf, 0, out + (gsize) i * self->dim, bytes);
     if (GST_CLOCK_TIME_IS_VALID (self->t0)) {
       GstClockTime a = gst_cmr_time_of (start - self->t0_frame, self->mel_hop, self->rate);
       GstClockTime b = gst_cmr_time_of (start - self->t0_frame + T, self->mel_hop, self->rate);
@@ -401,19 +387,39 @@ run_queued (GstCmrEncode * self)
   return ret;
 }
 
-/* queues the segment of frames [start, start + T) (zeros past the window) */
+/* queues the segments the segmenter has ready, running every full batch */
 static GstFlowReturn
-queue_segment (GstCmrEncode * self, guint64 start, gint batch)
+queue_ready (GstCmrEncode * self)
 {
-  gfloat *dst = self->x + (gsize) self->queued * SEG;
-  gsize have = 0;
+  GstFlowReturn ret = GST_FLOW_OK;
+  struct cmr_segment u;
 
-  if (start < self->win_start + self->n)
-    have = MIN ((gsize) T, (gsize) (self->win_start + self->n - start));
-  memcpy (dst, self->win + (gsize) (start - self->win_start) * F, have * F * sizeof (gfloat));
-  memset (dst + have * F, 0, ((gsize) T - have) * F * sizeof (gfloat));
-  self->starts[self->queued++] = start;
-  return self->queued == batch ? run_queued (self) : GST_FLOW_OK;
+  while (ret == GST_FLOW_OK && cmr_segmenter_ready (self->seg)) {
+    cmr_segmenter_next (self->seg, cmr_encoder_slot (self->enc), &u);
+    self->starts[cmr_encoder_queued (self->enc)] = (guint64) u.start;
+    if (cmr_encoder_commit (self->enc) == cmr_encoder_batch (self->enc))
+      ret = run_queued (self);
+  }
+  return ret;
+}
+
+/* TRUE while a run of frames is open */
+static gboolean
+in_run (GstCmrEncode * self)
+{
+  return self->seg && cmr_segmenter_next_row (self->seg) >= 0;
+}
+
+/* forgets the run: frames, queued segments, the GRU state */
+static void
+forget_run (GstCmrEncode * self)
+{
+  if (self->seg)
+    cmr_segmenter_reset (self->seg);
+  if (self->enc)
+    cmr_encoder_reset (self->enc);
+  self->t0 = GST_CLOCK_TIME_NONE;
+  self->discont = TRUE;
 }
 
 /* the end of a run of frames: the partial segment (pad) or nothing */
@@ -426,52 +432,104 @@ end_run (GstCmrEncode * self)
   g_mutex_lock (&self->lock);
   pad = self->pad;
   g_mutex_unlock (&self->lock);
-  if (self->model && self->in_run) {
-    if (pad && self->next_start < self->win_start + self->n)
-      ret = queue_segment (self, self->next_start, self->queued + 1);
+  if (self->model && in_run (self)) {
+    cmr_segmenter_set_pad (self->seg, pad);
+    cmr_segmenter_drain (self->seg);
+    ret = queue_ready (self);
     if (ret == GST_FLOW_OK)
       ret = run_queued (self);
   }
-  self->queued = 0;
-  self->n = 0;
-  self->in_run = FALSE;
-  self->have_h = FALSE;
-  self->t0 = GST_CLOCK_TIME_NONE;
-  self->discont = TRUE;
+  forget_run (self);
   return ret;
+}
+
+/* checks a buffer of mel frames: whole frames, finite values */
+static gboolean
+check_frames (GstCmrEncode * self, const GstMapInfo * map)
+{
+  gsize n;
+
+  if (map->size % (F * sizeof (gfloat)) != 0) {
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT, (NULL),
+        ("cmrencode: a buffer of %" G_GSIZE_FORMAT " bytes is not a whole number of "
+            "%d-bin mel frames", map->size, F));
+    return FALSE;
+  }
+  n = map->size / sizeof (gfloat);
+  for (gsize i = 0; i < n; i++) {
+    if (!isfinite (((const gfloat *) map->data)[i])) {
+      GST_ELEMENT_ERROR (self, STREAM, FORMAT, (NULL),
+          ("cmrencode: mel frame %" G_GSIZE_FORMAT " of a buffer holds NaN or an infinity",
+              i / F));
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* where a buffer's frames sit in the stream; a jump ends the run */
+static GstFlowReturn
+place (GstCmrEncode * self, GstBuffer * buf, guint64 * offset)
+{
+  GstClockTime pts = GST_BUFFER_PTS (buf);
+  GstFlowReturn ret = GST_FLOW_OK;
+
+  *offset = GST_BUFFER_OFFSET_IS_VALID (buf) ? GST_BUFFER_OFFSET (buf) : self->next_offset;
+  if (in_run (self)) {
+    gboolean jump = GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_DISCONT)
+        || (gint64) * offset != cmr_segmenter_next_row (self->seg);
+    if (!jump && GST_CLOCK_TIME_IS_VALID (pts) && GST_CLOCK_TIME_IS_VALID (self->t0)) {
+      GstClockTime want = self->t0 + gst_cmr_time_of (*offset - self->t0_frame, self->mel_hop,
+          self->rate);
+      jump = ABS (GST_CLOCK_DIFF (want, pts)) > (GstClockTimeDiff) GST_CMR_DISCONT_TOLERANCE;
+    }
+    if (jump) {
+      GST_DEBUG_OBJECT (self, "discontinuity at frame %" G_GUINT64_FORMAT, *offset);
+      ret = end_run (self);
+    }
+  }
+  if (!in_run (self)) {
+    self->t0 = pts;
+    self->t0_frame = *offset;
+  }
+  return ret;
+}
+
+/* the model again when a property changed; then caps */
+static GstFlowReturn
+ensure_model (GstCmrEncode * self)
+{
+  GstFlowReturn ret;
+  gboolean reload;
+
+  g_mutex_lock (&self->lock);
+  reload = self->reload || !self->model;
+  g_mutex_unlock (&self->lock);
+  if (!reload)
+    return GST_FLOW_OK;
+  if ((ret = end_run (self)) != GST_FLOW_OK)
+    return ret;
+  if (!load_model (self) || !push_caps (self))
+    return GST_FLOW_ERROR;
+  return GST_FLOW_OK;
 }
 
 static GstFlowReturn
 gst_cmr_encode_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 {
   GstCmrEncode *self = GST_CMR_ENCODE (parent);
+  struct cmr_error err = { 0 };
   GstFlowReturn ret = GST_FLOW_OK;
-  GstClockTime pts = GST_BUFFER_PTS (buf);
   GstMapInfo map;
-  gsize frames;
   guint64 offset;
-  gboolean reload;
-  gint batch;
+  gsize frames;
 
   if (self->failed) {           /* the error is out already: one per stream */
     gst_buffer_unref (buf);
     return GST_FLOW_ERROR;
   }
-  g_mutex_lock (&self->lock);
-  reload = self->reload || !self->model;
-  batch = self->batch;
-  g_mutex_unlock (&self->lock);
-  if (reload) {
-    if ((ret = end_run (self)) != GST_FLOW_OK)
-      goto done;
-    if (!load_model (self) || !push_caps (self)) {
-      ret = GST_FLOW_ERROR;
-      goto done;
-    }
-    g_mutex_lock (&self->lock);
-    batch = self->batch;
-    g_mutex_unlock (&self->lock);
-  }
+  if ((ret = ensure_model (self)) != GST_FLOW_OK)
+    goto done;
   if (self->rate <= 0) {
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL), ("cmrencode: data before caps"));
     ret = GST_FLOW_NOT_NEGOTIATED;
@@ -481,77 +539,30 @@ gst_cmr_encode_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     ret = GST_FLOW_ERROR;
     goto done;
   }
-  if (map.size % (F * sizeof (gfloat)) != 0) {
+  if (!check_frames (self, &map)) {
     gst_buffer_unmap (buf, &map);
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT, (NULL),
-        ("cmrencode: a buffer of %" G_GSIZE_FORMAT " bytes is not a whole number of "
-            "%d-bin mel frames", map.size, F));
     ret = GST_FLOW_ERROR;
     goto done;
   }
+  if ((ret = place (self, buf, &offset)) != GST_FLOW_OK) {
+    gst_buffer_unmap (buf, &map);
+    goto done;
+  }
+
+  /* the segments these frames complete go through the model now */
   frames = map.size / (F * sizeof (gfloat));
-  for (gsize i = 0; i < frames * F; i++) {
-    if (!isfinite (((const gfloat *) map.data)[i])) {
-      gst_buffer_unmap (buf, &map);
-      GST_ELEMENT_ERROR (self, STREAM, FORMAT, (NULL),
-          ("cmrencode: mel frame %" G_GSIZE_FORMAT " of a buffer holds NaN or an infinity",
-              i / F));
-      ret = GST_FLOW_ERROR;
-      goto done;
-    }
+  if (cmr_segmenter_push (self->seg, (const gfloat *) map.data, (gint64) frames, F, (gint64) offset,
+          NULL, &err) != CMR_OK) {
+    gst_buffer_unmap (buf, &map);
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cmrencode: %s", err.msg));
+    ret = GST_FLOW_ERROR;
+    goto done;
   }
-
-  /* where these frames sit in the stream; a jump ends the run */
-  offset = GST_BUFFER_OFFSET_IS_VALID (buf) ? GST_BUFFER_OFFSET (buf) : self->win_start + self->n;
-  if (self->in_run) {
-    gboolean jump = GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_DISCONT)
-        || offset != self->win_start + self->n;
-    if (!jump && GST_CLOCK_TIME_IS_VALID (pts) && GST_CLOCK_TIME_IS_VALID (self->t0)) {
-      GstClockTime want = self->t0 + gst_cmr_time_of (offset - self->t0_frame, self->mel_hop,
-          self->rate);
-      jump = ABS (GST_CLOCK_DIFF (want, pts)) > (GstClockTimeDiff) GST_CMR_DISCONT_TOLERANCE;
-    }
-    if (jump) {
-      GST_DEBUG_OBJECT (self, "discontinuity at frame %" G_GUINT64_FORMAT, offset);
-      if ((ret = end_run (self)) != GST_FLOW_OK) {
-        gst_buffer_unmap (buf, &map);
-        goto done;
-      }
-    }
-  }
-  if (!self->in_run) {
-    self->in_run = TRUE;
-    self->win_start = self->next_start = offset;
-    self->n = 0;
-    self->t0 = pts;
-    self->t0_frame = offset;
-  }
-
-  /* append, cut every complete segment, drop the frames no segment needs */
-  if (self->n + frames > self->win_cap) {
-    gsize cap = MAX (self->n + frames, 2 * self->win_cap);
-    cap = MAX (cap, 2 * (gsize) T);
-    self->win = g_realloc_n (self->win, cap, F * sizeof (gfloat));
-    self->win_cap = cap;
-  }
-  memcpy (self->win + self->n * F, map.data, frames * F * sizeof (gfloat));
-  self->n += frames;
   gst_buffer_unmap (buf, &map);
-  while (ret == GST_FLOW_OK && self->next_start + T <= self->win_start + self->n) {
-    ret = queue_segment (self, self->next_start, batch);
-    self->next_start += self->seg_hop;
-  }
+  self->next_offset = offset + frames;
+  ret = queue_ready (self);
   if (ret == GST_FLOW_OK)
     ret = run_queued (self);
-  {
-    guint64 keep = MIN (self->next_start, self->win_start + self->n);
-    gsize drop = (gsize) (keep - self->win_start);
-    if (drop > 0) {
-      memmove (self->win, self->win + drop * F, (self->n - drop) * F * sizeof (gfloat));
-      self->win_start += drop;
-      self->n -= drop;
-    }
-  }
 
 done:
   gst_buffer_unref (buf);
@@ -580,7 +591,7 @@ gst_cmr_encode_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       gst_event_unref (event);
       if (!ok || self->failed)
         return FALSE;
-      if (self->in_run && (rate != self->rate || hop != self->mel_hop))
+      if (in_run (self) && (rate != self->rate || hop != self->mel_hop))
         end_run (self);
       self->rate = rate;
       self->mel_hop = hop;
@@ -591,12 +602,7 @@ gst_cmr_encode_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
       return push_caps (self);
     }
     case GST_EVENT_FLUSH_STOP:
-      self->queued = 0;
-      self->n = 0;
-      self->in_run = FALSE;
-      self->have_h = FALSE;
-      self->t0 = GST_CLOCK_TIME_NONE;
-      self->discont = TRUE;
+      forget_run (self);
       return gst_pad_event_default (pad, parent, event);
     case GST_EVENT_EOS:
       if (self->failed || end_run (self) == GST_FLOW_ERROR) {
@@ -659,9 +665,6 @@ gst_cmr_encode_change_state (GstElement * element, GstStateChange transition)
       self->failed = FALSE;
       if (!load_model (self))
         return GST_STATE_CHANGE_FAILURE;
-      self->n = 0;
-      self->queued = 0;
-      self->in_run = FALSE;
       self->rate = 0;
       self->discont = TRUE;
       break;

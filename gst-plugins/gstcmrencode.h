@@ -7,6 +7,8 @@
 #include "gstcmr.h"
 
 #include "model.h"
+#include "stream/encoder.h"
+#include "stream/segmenter.h"
 
 G_BEGIN_DECLS
 
@@ -28,20 +30,14 @@ struct _GstCmrEncode {
 
   /* streaming state (streaming thread only) */
   struct cmr_model *model;
+  struct cmr_segmenter *seg;    /* cuts the segments (lib/stream/segmenter.h) */
+  struct cmr_encoder *enc;      /* batches them, runs the model (lib/stream/encoder.h) */
   gint dim;                     /* floats per embedding */
-  gint seg_hop;                 /* hop in use */
   gint rate, mel_hop;           /* from the input caps */
-  gfloat *win;                  /* mel frames [win_start, win_start + n), 96 floats each */
-  gsize win_cap, n;
-  guint64 win_start;
-  guint64 next_start;           /* frame the next segment starts at */
-  gboolean in_run;              /* frames of the current run have arrived */
-  GstClockTime t0;              /* audio time of frame t0_frame */
+  guint64 next_offset;          /* frame after the last one received */
+  GstClockTime t0;              /* audio time of frame t0_frame, the run's first */
   guint64 t0_frame;
-  gfloat *x, *emb, *out, *h;    /* batch input, trunk output, output, cpc GRU state */
   guint64 *starts;              /* start frame of each queued segment */
-  gint queued;
-  gboolean have_h;
   gboolean discont;
   GstEvent *pending_stage;
   gboolean failed;              /* an error was posted: stay quiet until READY */

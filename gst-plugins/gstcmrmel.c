@@ -43,6 +43,7 @@
 #include "gstcmrmel.h"
 #include "dsp/stats.h"
 #include "dsp/stft.h"
+#include "stream/frontend.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_cmr_mel_debug);
 #define GST_CAT_DEFAULT gst_cmr_mel_debug
@@ -366,6 +367,14 @@ announce (GstCmrMel * self)
     gst_pad_push_event (self->srcpad, caps_event);
 }
 
+/* one provenance parameter into the stage structure */
+static gint
+stage_param (void *p, const char *key, const char *val)
+{
+  gst_structure_set ((GstStructure *) p, key, G_TYPE_STRING, val, NULL);
+  return 0;
+}
+
 /* builds the front end from the properties, and the caps and stage events
  * that announce it (pending_caps, pending_stage; announce() sends them).
  * On bad properties it posts one error and sets failed; the front end that
@@ -401,26 +410,17 @@ configure (GstCmrMel * self)
   cmr_mel_cfg_describe (&cfg, desc, sizeof desc);
   self->have_stats = FALSE;
   if (self->norm) {
-    if (cmr_stats_read (self->norm, &sf, &err) != CMR_OK) {
-      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot use the stats file"),
-          ("cmrmel: norm: %s", err.msg));
-      cmr_mel_free (mel);
-      self->failed = TRUE;
-      return FALSE;
-    }
-    if (sf.kind[0] && strcmp (sf.kind, "mel") != 0) {
-      GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("The stats file is not of mel frames"),
-          ("cmrmel: norm: %s holds statistics of \"%s\" frames, not \"mel\"", self->norm,
-              sf.kind));
-      cmr_mel_free (mel);
-      self->failed = TRUE;
-      return FALSE;
-    }
-    if (sf.config[0] && strcmp (sf.config, desc) != 0) {
-      GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
-          ("The stats file was computed with another front end"),
-          ("cmrmel: norm: %s was computed for a different front end (%s); this one is (%s)",
-              self->norm, sf.config, desc));
+    gint rc = cmr_frontend_stats_load (self->norm, "mel", desc, &sf, &err);
+    if (rc != CMR_OK) {
+      if (rc == CMR_EKIND)
+        GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("The stats file is not of mel frames"),
+            ("cmrmel: norm: %s", err.msg));
+      else if (rc == CMR_EINVAL)
+        GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS,
+            ("The stats file was computed with another front end"), ("cmrmel: norm: %s", err.msg));
+      else
+        GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("Cannot use the stats file"),
+            ("cmrmel: norm: %s", err.msg));
       cmr_mel_free (mel);
       self->failed = TRUE;
       return FALSE;
@@ -439,29 +439,11 @@ configure (GstCmrMel * self)
   caps = gst_caps_new_simple (GST_CMR_MEL_MEDIA,
       "n-mels", G_TYPE_INT, cfg.n_mels, "rate", G_TYPE_INT, SAMPLE_RATE,
       "hop", G_TYPE_INT, cfg.hop, NULL);
-  /* the parameters cmr-mel records in its header */
+  /* the parameters cmr-mel records in its header (stream/frontend.h) */
   {
     GstStructure *p = gst_structure_new_empty ("cmr-stage");
-    gchar *std = g_strdup_printf ("mean=%.17g std=%.17g", self->mean, self->std);
-    gchar nfft[16], hop[16], nmels[16], fmin[32], fmax[32], power[16];
-    g_snprintf (nfft, sizeof nfft, "%d", cfg.n_fft);
-    g_snprintf (hop, sizeof hop, "%d", cfg.hop);
-    g_snprintf (nmels, sizeof nmels, "%d", cfg.n_mels);
-    g_snprintf (fmin, sizeof fmin, "%g", cfg.f_min);
-    g_snprintf (fmax, sizeof fmax, "%g", cfg.f_max);
-    g_snprintf (power, sizeof power, "%d", cfg.power);
-    gst_structure_set (p, "sample_rate", G_TYPE_STRING, "16000",
-        "n_fft", G_TYPE_STRING, nfft, "hop", G_TYPE_STRING, hop,
-        "window", G_TYPE_STRING, "hann-periodic", "pad", G_TYPE_STRING, "reflect",
-        "n_mels", G_TYPE_STRING, nmels, "f_min", G_TYPE_STRING, fmin,
-        "f_max", G_TYPE_STRING, fmax, "power", G_TYPE_STRING, power,
-        "scale", G_TYPE_STRING, self->htk ? "htk" : "slaney",
-        "norm", G_TYPE_STRING, self->htk ? "none" : "slaney",
-        "log", G_TYPE_STRING, self->htk ? "none" : "log10(1+10x)", NULL);
-    if (self->have_stats)
-      gst_structure_set (p, "standardize", G_TYPE_STRING, std,
-          "stats_file", G_TYPE_STRING, self->norm, NULL);
-    g_free (std);
+    cmr_frontend_params (&cfg, self->have_stats ? self->norm : NULL, self->mean, self->std,
+        stage_param, p);
     stage = gst_cmr_stage_event_new_full ("cmrmel", PACKAGE_VERSION, p);
   }
   GST_DEBUG_OBJECT (self, "front end: %s", desc);

@@ -43,7 +43,7 @@ enum {
 
 struct cmr_error {
     int code;
-    char msg[256];
+    char msg[1024];   /* room for two paths or two front-end descriptions */
 };
 
 /* One line of text for a code; never NULL. */
