@@ -101,7 +101,7 @@ int main(int argc, char **argv)
     char *end;
     int c, rc;
 
-    cmr_embedder_cfg_default(&cfg);
+    cfg = cmr_embedder_cfg_default();
     while ((c = getopt(argc, argv, "H:po:h")) != -1) {
         switch (c) {
         case 'H':

@@ -15,14 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "frame.h"
 #include "model.h"
 #include "stream/encoder.h"
+#include "util/clock.h"
 
-#define SEG (CMR_MODEL_T * CMR_MODEL_F)
 
 static noreturn void usage(FILE *f, int code)
 {
@@ -69,13 +68,6 @@ struct state {
     long long seg_warm;
 };
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* runs the queued segments (lib/stream/encoder.h) and writes the queued frames in order */
 static void flush(struct state *s)
 {
@@ -93,7 +85,7 @@ static void flush(struct state *s)
     s->segments += n;
     if (!s->seg_warm && n) {
         s->seg_warm = s->segments;
-        s->t_warm = now();
+        s->t_warm = cmr_now();
     }
     s->nq = 0;
 }
@@ -117,7 +109,7 @@ static void segment(struct state *s, const struct cmr_frame *fr)
         cli_die(CLI_EXIT_DATA, "track \"%s\": segment %lld has shape [%s], the model takes [%d, %d]",
                 fr->track, (long long)fr->index, sh, CMR_MODEL_T, CMR_MODEL_F);
     }
-    for (size_t i = 0; i < SEG; i++)
+    for (size_t i = 0; i < CMR_MODEL_SEG; i++)
         if (!isfinite(fr->data[i]))
             cli_die(CLI_EXIT_DATA, "track \"%s\": segment %lld holds %s (frame %zu, bin %zu)", fr->track,
                     (long long)fr->index, isnan(fr->data[i]) ? "NaN" : "an infinity", i / CMR_MODEL_F,
@@ -226,8 +218,8 @@ int main(int argc, char **argv)
     flush(&s);
     if (s.segments > s.seg_warm)
         cli_info("%lld segments; %.3f segments/s after the first batch (%lld segments in %.3f s)", s.segments,
-                 (double)(s.segments - s.seg_warm) / (now() - s.t_warm), s.segments - s.seg_warm,
-                 now() - s.t_warm);
+                 (double)(s.segments - s.seg_warm) / (cmr_now() - s.t_warm), s.segments - s.seg_warm,
+                 cmr_now() - s.t_warm);
     else
         cli_info("%lld segments", s.segments);
     for (int i = 0; i < s.cap; i++)

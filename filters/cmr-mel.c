@@ -93,7 +93,13 @@ static void post(void *ctx, const struct cmr_frame *fr, float *x, size_t n)
         cli_die(CLI_EXIT_DATA, "track \"%s\": non-finite mel value, cannot compute --stats", fr->track);
 }
 
-int main(int argc, char **argv)
+struct opts {
+    struct cmr_mel_cfg cfg;
+    const char *input, *stats_path, *norm_path;
+    int force;
+};
+
+static struct opts parse_options(int argc, char **argv)
 {
     enum { O_NFFT = 256, O_HOP, O_FMIN, O_FMAX, O_HTK, O_STATS, O_NORM, O_FORCE };
     static const struct option opts[] = {
@@ -110,13 +116,11 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    struct cmr_mel_cfg cfg = cmr_mel_cfg_default();
-    const char *input = NULL, *stats_path = NULL, *norm_path = NULL;
-    int force = 0, htk = 0, c;
-    long n_mels = cfg.n_mels, n_fft = cfg.n_fft, hop = -1;
-    double f_min = cfg.f_min, f_max = cfg.f_max;
+    struct opts o = {.cfg = cmr_mel_cfg_default()};
+    int htk = 0, c;
+    long n_mels = o.cfg.n_mels, n_fft = o.cfg.n_fft, hop = -1;
+    double f_min = o.cfg.f_min, f_max = o.cfg.f_max;
 
-    cli_init("cmr-mel");
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":m:qvh", opts, NULL)) != -1) {
         switch (c) {
@@ -130,95 +134,116 @@ int main(int argc, char **argv)
         case O_FMIN: f_min = cli_double("--f-min", optarg, 0, 8000); break;
         case O_FMAX: f_max = cli_double("--f-max", optarg, 0, 8000); break;
         case O_HTK: htk = 1; break;
-        case O_STATS: stats_path = optarg; break;
-        case O_NORM: norm_path = optarg; break;
-        case O_FORCE: force = 1; break;
+        case O_STATS: o.stats_path = optarg; break;
+        case O_NORM: o.norm_path = optarg; break;
+        case O_FORCE: o.force = 1; break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, CLI_EXIT_OK);
         default: cli_bad_option(argv, c);
         }
     }
-    input = cli_one_input(argc, argv);
+    o.input = cli_one_input(argc, argv);
     if (hop < 0)
         hop = n_fft / 2;
     if (hop > n_fft)
         cli_usage_error("--hop takes an integer in [1, %ld] (the FFT size), got '%ld'", n_fft, hop);
     if (f_min >= f_max)
         cli_usage_error("--f-min (%g Hz) should be below --f-max (%g Hz)", f_min, f_max);
-    if (stats_path && norm_path && !strcmp(stats_path, norm_path))
-        cli_usage_error("--stats and --norm name the same file '%s'", stats_path);
+    if (o.stats_path && o.norm_path && !strcmp(o.stats_path, o.norm_path))
+        cli_usage_error("--stats and --norm name the same file '%s'", o.stats_path);
 
     if (htk)
-        cfg = cmr_mel_cfg_htk();
-    cfg.n_mels = (int)n_mels;
-    cfg.n_fft = (int)n_fft;
-    cfg.hop = (int)hop;
-    cfg.f_min = f_min;
-    cfg.f_max = f_max;
-    char desc[CMR_STATS_TEXT_MAX - 16];
-    cmr_mel_cfg_describe(&cfg, desc, sizeof desc);
+        o.cfg = cmr_mel_cfg_htk();
+    o.cfg.n_mels = (int)n_mels;
+    o.cfg.n_fft = (int)n_fft;
+    o.cfg.hop = (int)hop;
+    o.cfg.f_min = f_min;
+    o.cfg.f_max = f_max;
+    return o;
+}
 
+/* --stats checked before any work (an input or stdout's frames in the way, an
+ * unwritable place); --norm's statistics read, for this front end only */
+static void setup_stats(const struct opts *o, const char *desc, struct post *p)
+{
     struct cmr_error err = {0};
-    if (stats_path) {
-        /* found now, not after the whole stream: an input or stdout's frames in
-         * the way, an unwritable place */
-        const char *ins[] = {input ? input : "-", norm_path, "/dev/stdout"};
-        if (cmr_output_check("--stats", stats_path, ins, 3, CMR_ATOMIC_STREAM, &err))
+    if (o->stats_path) {
+        const char *ins[] = {o->input ? o->input : "-", o->norm_path, "/dev/stdout"};
+        if (cmr_output_check("--stats", o->stats_path, ins, 3, CMR_ATOMIC_STREAM, &err))
             cli_die(err.code == CMR_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_DATA, "%s", err.msg);
     }
-    struct post p = {0};
-    cmr_stats_init(&p.acc);
-    p.stats = stats_path != NULL;
-    if (norm_path) {
+    cmr_stats_init(&p->acc);
+    p->stats = o->stats_path != NULL;
+    if (o->norm_path) {
         struct cmr_stats_file sf;
-        int rc = cmr_frontend_stats_load(norm_path, "mel", desc, &sf, &err);
+        int rc = cmr_frontend_stats_load(o->norm_path, "mel", desc, &sf, &err);
         if (rc != CMR_OK)
             cli_die(CLI_EXIT_DATA, "--norm: %s", cmr_error_text(&err, rc));
-        p.norm = 1;
-        p.mean = sf.mean;
-        p.std = sf.std;
+        p->norm = 1;
+        p->mean = sf.mean;
+        p->std = sf.std;
     }
+}
 
-    struct cmr_mel *mel = cmr_mel_new(&cfg, &err);
+/* the mel frames of every track, from stdin or the input to stdout */
+static void run(const struct opts *o, struct post *p)
+{
+    struct cmr_error err = {0};
+    struct cmr_mel *mel = cmr_mel_new(&o->cfg, &err);
     if (!mel)
         cli_usage_error("%s", cmr_error_text(&err, err.code));
     if (cmr_mel_empty_filters(mel))
-        cli_warn("%d of %d mel bands have no FFT bin (too many bands for --n-fft %ld); they are 0",
-                 cmr_mel_empty_filters(mel), cfg.n_mels, n_fft);
+        cli_warn("%d of %d mel bands have no FFT bin (too many bands for --n-fft %d); they are 0",
+                 cmr_mel_empty_filters(mel), o->cfg.n_mels, o->cfg.n_fft);
 
-    struct cmr_writer *w = cli_stdout_writer(force);
-    struct cmr_reader *rd = cli_open_reader(input);
+    struct cmr_writer *w = cli_stdout_writer(o->force);
+    struct cmr_reader *rd = cli_open_reader(o->input);
     struct cmr_frame hdr;
     cmr_frame_init(&hdr);
     cli_read_header(rd, &hdr);
-    if (cmr_frontend_params(&cfg, p.norm ? norm_path : NULL, p.mean, p.std, stage_param, &hdr))
+    if (cmr_frontend_params(&o->cfg, p->norm ? o->norm_path : NULL, p->mean, p->std, stage_param, &hdr))
         cli_die(CLI_EXIT_DATA, "out of memory");
     cli_put(w, &hdr);
     cmr_frame_free(&hdr);
 
     struct fe_ops ops = {
-        .kind = "mel", .width = cfg.n_mels, .rate = cfg.sample_rate, .obj = mel,
+        .kind = "mel", .width = o->cfg.n_mels, .rate = o->cfg.sample_rate, .obj = mel,
         .push = v_push, .end = v_end, .next = v_next, .ready = v_ready, .reset = v_reset,
-        .post = (p.norm || p.stats) ? post : NULL, .post_ctx = &p,
+        .post = (p->norm || p->stats) ? post : NULL, .post_ctx = p,
     };
     fe_run(&ops, rd, w);
     cmr_mel_free(mel);
     cmr_reader_free(rd);
     cmr_writer_free(w);
     cli_finish_stdout();
+}
 
-    if (stats_path) {
-        /* statistics of standardised values must not pass for raw ones */
-        char sdesc[CMR_STATS_TEXT_MAX];
-        snprintf(sdesc, sizeof sdesc, "%s%s", desc, p.norm ? " standardized" : "");
-        int rc = cmr_stats_write(stats_path, &p.acc, "mel", sdesc, &err);
-        if (rc == CMR_EINVAL && p.acc.count == 0)
-            cli_die(CLI_EXIT_DATA, "--stats: no mel values in the input, %s not written", stats_path);
-        if (rc != CMR_OK)
-            cli_die(CLI_EXIT_DATA, "--stats: %s", cmr_error_text(&err, rc));
-        cli_info("--stats: %s: mean %.6g std %.6g over %llu values", stats_path, cmr_stats_mean(&p.acc),
-                 cmr_stats_std(&p.acc), (unsigned long long)p.acc.count);
-    }
+/* --stats: statistics of standardised values must not pass for raw ones */
+static void write_stats(const struct opts *o, const char *desc, const struct post *p)
+{
+    struct cmr_error err = {0};
+    char sdesc[CMR_STATS_TEXT_MAX];
+    snprintf(sdesc, sizeof sdesc, "%s%s", desc, p->norm ? " standardized" : "");
+    int rc = cmr_stats_write(o->stats_path, &p->acc, "mel", sdesc, &err);
+    if (rc == CMR_EINVAL && p->acc.count == 0)
+        cli_die(CLI_EXIT_DATA, "--stats: no mel values in the input, %s not written", o->stats_path);
+    if (rc != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "--stats: %s", cmr_error_text(&err, rc));
+    cli_info("--stats: %s: mean %.6g std %.6g over %llu values", o->stats_path, cmr_stats_mean(&p->acc),
+             cmr_stats_std(&p->acc), (unsigned long long)p->acc.count);
+}
+
+int main(int argc, char **argv)
+{
+    cli_init("cmr-mel");
+    struct opts o = parse_options(argc, argv);
+    char desc[CMR_STATS_TEXT_MAX - 16];
+    cmr_mel_cfg_describe(&o.cfg, desc, sizeof desc);
+    struct post p = {0};
+    setup_stats(&o, desc, &p);
+    run(&o, &p);
+    if (o.stats_path)
+        write_stats(&o, desc, &p);
     return CLI_EXIT_OK;
 }

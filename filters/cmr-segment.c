@@ -153,7 +153,7 @@ int main(int argc, char **argv)
     int force = 0, c;
 
     memset(&s, 0, sizeof s);
-    cmr_segmenter_cfg_default(&cfg);
+    cfg = cmr_segmenter_cfg_default();
     cli_init("cmr-segment");
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":n:H:c:pqvh", opts, NULL)) != -1) {

@@ -62,7 +62,6 @@ enum
 
 #define T CMR_MODEL_T
 #define F CMR_MODEL_F
-#define SEG ((gsize) T * F)
 #define DEFAULT_HOP T
 #define DEFAULT_BATCH 16
 
@@ -249,7 +248,7 @@ new_segmenter (gint hop, struct cmr_error *err)
 {
   struct cmr_segmenter_cfg cfg;
 
-  cmr_segmenter_cfg_default (&cfg);
+  cfg = cmr_segmenter_cfg_default ();
   cfg.frames = T;
   cfg.hop = hop;
   return cmr_segmenter_new (&cfg, err);

@@ -47,7 +47,7 @@ struct cmr_embedder_cfg {
 
 struct cmr_embedder;
 
-void cmr_embedder_cfg_default(struct cmr_embedder_cfg *cfg);
+struct cmr_embedder_cfg cmr_embedder_cfg_default(void);
 
 /* Loads a model file (cmr-model, cmr-train) for audio at sample_rate Hz
  * (1000..768000) with channels interleaved channels (1..256); cfg may be

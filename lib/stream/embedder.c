@@ -39,11 +39,12 @@ struct cmr_embedder {
     size_t n_out, head, cap_out;
 };
 
-void cmr_embedder_cfg_default(struct cmr_embedder_cfg *cfg)
+struct cmr_embedder_cfg cmr_embedder_cfg_default(void)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->batch = 16;
-    cfg->threads = 1;
+    struct cmr_embedder_cfg cfg = {0};
+    cfg.batch = 16;
+    cfg.threads = 1;
+    return cfg;
 }
 
 void cmr_embedder_free(struct cmr_embedder *e)
@@ -80,7 +81,7 @@ static int build(struct cmr_embedder *e, const struct cmr_embedder_cfg *c, struc
     }
     if (!(e->mel = cmr_mel_new(&mc, err)))
         return err ? err->code : CMR_EINVAL;
-    cmr_segmenter_cfg_default(&sc);
+    sc = cmr_segmenter_cfg_default();
     sc.frames = e->m->cfg.n_time;
     sc.hop = c->hop;
     sc.pad = c->pad;
@@ -99,7 +100,7 @@ struct cmr_embedder *cmr_embedder_new(const char *model_path, double sample_rate
     struct cmr_embedder_cfg def;
     struct cmr_embedder *e;
     if (!cfg) {
-        cmr_embedder_cfg_default(&def);
+        def = cmr_embedder_cfg_default();
         cfg = &def;
     }
     if (!model_path || !(sample_rate >= CMR_RATE_MIN && sample_rate <= CMR_RATE_MAX) || channels < 1 ||

@@ -29,10 +29,11 @@ struct cmr_segmenter {
     int n_chunks, cap_chunks;
 };
 
-void cmr_segmenter_cfg_default(struct cmr_segmenter_cfg *cfg)
+struct cmr_segmenter_cfg cmr_segmenter_cfg_default(void)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->frames = CMR_SEGMENTER_FRAMES;
+    struct cmr_segmenter_cfg cfg = {0};
+    cfg.frames = CMR_SEGMENTER_FRAMES;
+    return cfg;
 }
 
 struct cmr_segmenter *cmr_segmenter_new(const struct cmr_segmenter_cfg *cfg, struct cmr_error *err)

@@ -9,7 +9,7 @@
  * still needs are kept, so memory is bounded by L plus the largest chunk.
  *
  *   struct cmr_segmenter_cfg cfg;
- *   cmr_segmenter_cfg_default(&cfg);          // 188 rows, back to back
+ *   cfg = cmr_segmenter_cfg_default();          // 188 rows, back to back
  *   cfg.hop = 94;
  *   struct cmr_segmenter *s = cmr_segmenter_new(&cfg, &err);
  *   for each chunk of a run:
@@ -59,7 +59,7 @@ struct cmr_segment {
     const struct cmr_frame *tags;  /* tags of the chunk holding row start, or NULL; valid until the next push or reset */
 };
 
-void cmr_segmenter_cfg_default(struct cmr_segmenter_cfg *cfg);
+struct cmr_segmenter_cfg cmr_segmenter_cfg_default(void);
 
 /* NULL with err filled: CMR_EINVAL for a bad configuration ("segmenter:
  * hop should be >= 1, got 0"), CMR_ENOMEM */

@@ -115,7 +115,7 @@ static void test_against_direct_cut(void)
                     for (size_t l = 0; l < sizeof lens / sizeof *lens; l++)
                         for (int chunk = 0; chunk < 3; chunk++) {
                             struct cmr_segmenter_cfg cfg;
-                            cmr_segmenter_cfg_default(&cfg);
+                            cfg = cmr_segmenter_cfg_default();
                             cfg.frames = frames[a];
                             cfg.hop = hops[b];
                             cfg.context = contexts[k];
@@ -138,7 +138,7 @@ static void test_defaults_and_bad_cfg(void)
     struct cmr_segmenter_cfg cfg;
     struct cmr_error err = {0};
     struct cmr_segmenter *s;
-    cmr_segmenter_cfg_default(&cfg);
+    cfg = cmr_segmenter_cfg_default();
     s = cmr_segmenter_new(&cfg, &err);
     ok(s && cmr_segmenter_cfg(s)->frames == 188 && cmr_segmenter_cfg(s)->hop == 188 &&
        cmr_segmenter_unit_rows(s) == 188 && !cmr_segmenter_cfg(s)->pad, "default: 188 rows back to back, no pad");
@@ -146,10 +146,10 @@ static void test_defaults_and_bad_cfg(void)
     cfg.frames = 0;
     ok(!cmr_segmenter_new(&cfg, &err) && err.code == CMR_EINVAL && strstr(err.msg, "frames"),
        "frames 0 refused: %s", err.msg);
-    cmr_segmenter_cfg_default(&cfg);
+    cfg = cmr_segmenter_cfg_default();
     cfg.hop = -1;
     ok(!cmr_segmenter_new(&cfg, &err) && err.code == CMR_EINVAL, "hop -1 refused");
-    cmr_segmenter_cfg_default(&cfg);
+    cfg = cmr_segmenter_cfg_default();
     cfg.run_hop = 2;
     ok(!cmr_segmenter_new(&cfg, &err) && err.code == CMR_EINVAL && strstr(err.msg, "context"),
        "run_hop without context refused: %s", err.msg);
@@ -164,7 +164,7 @@ static void test_discontinuity(void)
     struct cmr_error err = {0};
     struct cmr_segment seg;
     float x[10 * W], u[4 * W];
-    cmr_segmenter_cfg_default(&cfg);
+    cfg = cmr_segmenter_cfg_default();
     cfg.frames = 4;
     struct cmr_segmenter *s = cmr_segmenter_new(&cfg, &err);
     fill(x, 100, 10);
@@ -207,7 +207,7 @@ static void test_tags(void)
     int64_t starts[] = {0, 3, 4, 9, 20}; /* chunk k holds rows [starts[k], starts[k+1]) */
     double want[] = {0, 1, 2, 3}, got;
     int bad = 0, n = 0;
-    cmr_segmenter_cfg_default(&cfg);
+    cfg = cmr_segmenter_cfg_default();
     cfg.frames = 5;
     cfg.hop = 2;
     cfg.pad = 1;
