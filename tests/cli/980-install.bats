@@ -3,7 +3,7 @@
 # into a scratch DESTDIR, then what a user of the installed tree sees: the
 # shared library and its exported symbols, the headers, cmr.pc, every
 # examples/*.c compiled and linked with `pkg-config --cflags --libs cmr`
-# alone.
+# alone, and `man cmr-encode`.
 load helpers
 
 setup_file() {
@@ -23,7 +23,7 @@ setup_file() {
     export LIBDIR INCDIR
 }
 
-@test "make install puts the library, cmr.pc, the headers and the programs in place" {
+@test "make install puts the library, cmr.pc, the headers, the programs and the man pages in place" {
     [ -n "$PC" ] && [ -s "$PC" ]
     [ -e "$LIBDIR/libcmr.so" ]
     [ -e "$LIBDIR/libcmr.so.${CMR_SOVERSION:?}" ]
@@ -31,6 +31,7 @@ setup_file() {
     local p
     for p in ${CMR_PROGRAMS:?}; do
         [ -n "$(find "$DEST" -path "*/bin/$p" -type f)" ] || { echo "$p not installed" >&2; return 1; }
+        [ -n "$(find "$DEST" -path "*/man1/$p.1")" ] || { echo "$p.1 not installed" >&2; return 1; }
     done
     # programs link the shared library (none carries a copy of its own)
     ldd "$(find "$DEST" -path '*/bin/cmr-encode' -type f)" | grep -q 'libcmr\.so\.'
@@ -114,4 +115,15 @@ setup_file() {
     [ "${#stderr_lines[@]}" -eq 2 ]
     [[ "${stderr_lines[1]}" == "version: $BATS_TEST_TMPDIR/nothing.cmr: "* ]]
     [ -z "$output" ]
+}
+
+@test "man cmr-encode shows the installed page" {
+    command -v man >/dev/null || skip "man not found (apt-get install man-db)"
+    local mandir
+    mandir=$(dirname "$(dirname "$(find "$DEST" -path '*/man1/cmr-encode.1' | head -n 1)")")
+    run env LC_ALL=C MANWIDTH=100 man -M "$mandir" cmr-encode
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"cmr-encode - turn log-mel segments into embeddings"* ]]
+    [[ "$output" == *"--model"* ]]
+    [[ "$output" == *"EXIT STATUS"* ]]
 }
