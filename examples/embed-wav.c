@@ -10,7 +10,11 @@
  * embedding after the other. The values equal, bit for bit, those of
  *   cmr-decode FILE | cmr-resample | cmr-mel | cmr-segment [--hop HOP] [--pad] \
  *       | cmr-encode --model MODEL
- * Exit status: 0 ok, 1 a file or the model cannot be read, 2 usage. */
+ * Exit status: 0 ok, 1 a file or the model cannot be read, 2 usage.
+ *
+ * Build it against an installed cmr:
+ *   cc embed-wav.c $(pkg-config --cflags --libs cmr sndfile) -lm
+ * pkg-config: cmr sndfile */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

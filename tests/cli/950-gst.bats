@@ -16,7 +16,7 @@ setup() {
     setup_tmp
     command -v gst-launch-1.0 >/dev/null ||
         skip "gst-launch-1.0 not found (apt-get install gstreamer1.0-tools)"
-    [ -e "$CMR_BUILDDIR/gst-plugins/libgstcmr.so" ] ||
+    [ -e "$CMR_BUILDDIR/gst-plugins/libgstcmr.la" ] ||
         skip "the GStreamer plugin was not built (configure found no GStreamer)"
     # the plugin from the build tree, a registry of this file's own
     export GST_PLUGIN_PATH_1_0="$CMR_BUILDDIR/gst-plugins"
