@@ -14,7 +14,9 @@
  *
  * Build it against an installed cmr:
  *   cc embed-wav.c $(pkg-config --cflags --libs cmr sndfile) -lm
- * pkg-config: cmr sndfile */
+ * pkg-config: cmr sndfile
+ */
+#define _POSIX_C_SOURCE 200809L /* getopt under -std=c11 */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -38,9 +38,7 @@ int main(int argc, char **argv)
         if (!(m = cmr_model_load(argv[1], &err)))
             return fail(NULL, &err, err.code); /* the message names the file */
     } else {
-        struct cmr_model_cfg cfg;
-        if ((rc = cmr_model_cfg_default(&cfg, CMR_MODEL_ENCODER, 0.125)) != CMR_OK)
-            return fail("model", NULL, rc);
+        struct cmr_model_cfg cfg = cmr_model_cfg_default(CMR_MODEL_ENCODER, 0.125);
         if (!(m = cmr_model_new(&cfg, &err)))
             return fail("model", &err, err.code);
         cmr_model_init(m, 1);
