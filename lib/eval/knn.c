@@ -15,8 +15,7 @@ void cmr_knn_cfg_default(struct cmr_knn_cfg *cfg)
     cfg->seed = 0;
 }
 
-/* unit rows in double; a zero row stays zero */
-static void normalise(const float *emb, int n, int d, double *out)
+void cmr_knn_normalise(const float *emb, int n, int d, double *out)
 {
     for (int i = 0; i < n; i++) {
         const float *x = emb + (size_t)i * d;
@@ -79,7 +78,7 @@ int cmr_knn_eval(const struct cmr_knn_cfg *cfg, const float *emb, int n, int d,
         rc = cmr_error_set(err, CMR_ENOMEM, "knn: out of memory");
         goto done;
     }
-    normalise(emb, n, d, u);
+    cmr_knn_normalise(emb, n, d, u);
 
     struct cmr_rng base;
     cmr_rng_seed(&base, cfg->seed);
