@@ -73,8 +73,10 @@ static noreturn void usage(FILE *f, int code)
         "\n"
         "Exit status: 0 ok; 1 bad input (a vector length or kind other than the\n"
         "index's, an empty catalogue, k larger than the catalogue, a missing,\n"
-        "corrupt or truncated index file, NaN or infinite values, an all-zero vector\n"
-        "under cosine, a track already in the index) or a write error; 2 usage.\n");
+        "corrupt or truncated index file, NaN or infinite values, a track already\n"
+        "in the index, an all-zero vector in an hnsw or ivfpq cosine index) or a\n"
+        "write error; 2 usage. In a flat cosine index an all-zero vector (no\n"
+        "direction) scores 0 against everything, with a warning, as in cmr-knn.\n");
     exit(code);
 }
 
@@ -89,6 +91,7 @@ struct catalogue {
     struct cmr_kv **meta;
     int *n_meta;
     int failed;
+    int64_t zero; /* all-zero vectors */
 };
 
 static void read_catalogue(struct catalogue *c, const char *input)
@@ -157,6 +160,10 @@ static void read_catalogue(struct catalogue *c, const char *input)
             cli_keep(c->n_meta);
         }
         memcpy(c->X + (size_t)c->n * c->d, fr.data, sizeof(float) * (size_t)c->d);
+        int j = 0;
+        while (j < c->d && fr.data[j] == 0)
+            j++;
+        c->zero += j == c->d;
         /* the frame's strings move into the catalogue */
         c->track[c->n] = fr.track;
         fr.track = NULL;
@@ -169,6 +176,9 @@ static void read_catalogue(struct catalogue *c, const char *input)
     if (c->failed)
         cli_warn("%s: %d track%s failed upstream and %s left out", name, c->failed, c->failed == 1 ? "" : "s",
                  c->failed == 1 ? "is" : "are");
+    if (c->zero)
+        cli_warn("warning: %s: %lld of %lld tracks have an all-zero vector, which has no cosine: they score 0 "
+                 "against every query", name, (long long)c->zero, (long long)c->n);
     cmr_frame_free(&hdr);
     cmr_frame_free(&fr);
     cmr_reader_free(rd);

@@ -78,8 +78,11 @@ const struct cmr_kv *cmr_index_meta(const struct cmr_index *ix, int64_t pos, int
     return ix->meta[pos];
 }
 
-/* cosine with FAISS's inner product only for flat; the approximate types
- * search unit vectors by L2, where |a - b|^2 = 2 - 2 cos */
+/* cosine: flat takes FAISS's inner product over unit vectors (an all-zero
+ * vector stays zero and scores 0 against everything, as in cmr-knn); the
+ * approximate types search unit vectors by L2, |a - b|^2 = 2 - 2 cos, which
+ * IVF-PQ's residual codes serve far better than the inner product (recall
+ * 0.57 against 0.29 in tests/unit/test-index.c), and refuse a zero vector */
 static int inner_product(const struct cmr_index *ix)
 {
     return ix->cfg.metric == CMR_METRIC_COSINE && ix->cfg.type == CMR_INDEX_FLAT;
@@ -244,8 +247,9 @@ static int check_cfg(const struct cmr_index_cfg *c, int d, struct cmr_error *err
 }
 
 /* the vectors as FAISS stores them: unit length for cosine (scaled in
- * double, as cmr-knn does, then rounded to float), as they are for l2. A
- * NaN, an infinity or (cosine) an all-zero vector is refused. */
+ * double, as cmr-knn does, then rounded to float; an all-zero vector stays
+ * zero in a flat index and is refused by the others), as they are for l2.
+ * A NaN or an infinity is refused. */
 static int prepare(struct cmr_index *ix, int64_t n, const float *X, const char *const *track, float *out,
                    struct cmr_error *err)
 {
@@ -265,10 +269,10 @@ static int prepare(struct cmr_index *ix, int64_t n, const float *X, const char *
         for (int j = 0; j < d; j++)
             s += (double)x[j] * x[j];
         if (ix->cfg.metric == CMR_METRIC_COSINE) {
-            if (s == 0) {
+            if (s == 0 && ix->cfg.type != CMR_INDEX_FLAT) {
                 free(u);
-                return cmr_error_set(err, CMR_EINVAL, "index: track \"%s\": an all-zero vector has no cosine",
-                                     name);
+                return cmr_error_set(err, CMR_EINVAL, "index: track \"%s\": an all-zero vector has no cosine "
+                                     "(only a flat index takes it, scoring it 0)", name);
             }
             cmr_knn_normalise(x, 1, d, u);
             for (int j = 0; j < d; j++)
@@ -438,16 +442,17 @@ static int cmp_cand(const void *a, const void *b)
 }
 
 /* exact search for one query (flat): FAISS's float search gives kk
- * candidates, re-scored in double; the answer is exact once the worst float
- * score among the candidates, plus its error bound, is below the k-th exact
- * score (nothing outside could then rank in the top k, ties included), else
- * the candidates are widened up to the whole catalogue. */
+ * candidates (ids, dist: given, or searched here when ids is NULL), re-scored
+ * in double; the answer is exact once the worst float score among the
+ * candidates, plus its error bound, is below the k-th exact score (nothing
+ * outside could then rank in the top k, ties included), else the candidates
+ * are widened, up to the whole catalogue. */
 static int search_exact(struct cmr_index *ix, const float *qv, const double *uq, int k, int64_t excl,
-                        int64_t *pos, float *score, struct cmr_error *err)
+                        int64_t kk, const int64_t *ids0, const float *dist0, int64_t *pos, float *score,
+                        struct cmr_error *err)
 {
     int d = ix->d, rc = CMR_OK;
     int cosine = ix->cfg.metric == CMR_METRIC_COSINE;
-    int64_t kk = k + (excl >= 0) + 16;
     float *dist = NULL, *v = malloc(sizeof(float) * (size_t)d);
     int64_t *ids = NULL;
     struct cand *c = NULL;
@@ -464,29 +469,37 @@ static int search_exact(struct cmr_index *ix, const float *qv, const double *uq,
     for (;;) {
         if (kk > ix->n)
             kk = ix->n;
-        free(dist);
-        free(ids);
         free(c);
-        dist = malloc(sizeof(float) * (size_t)kk);
-        ids = malloc(sizeof(int64_t) * (size_t)kk);
-        c = malloc(sizeof(struct cand) * (size_t)kk);
-        if (!dist || !ids || !c) {
+        if (!(c = malloc(sizeof(struct cand) * (size_t)kk))) {
             rc = cmr_error_set(err, CMR_ENOMEM, "index: out of memory");
             break;
         }
-        if ((rc = cmr_faiss_search(ix->f, 1, qv, (int)kk, dist, ids, err)))
-            break;
+        if (!ids0) {
+            free(dist);
+            free(ids);
+            dist = malloc(sizeof(float) * (size_t)kk);
+            ids = malloc(sizeof(int64_t) * (size_t)kk);
+            if (!dist || !ids) {
+                rc = cmr_error_set(err, CMR_ENOMEM, "index: out of memory");
+                break;
+            }
+            if ((rc = cmr_faiss_search(ix->f, 1, qv, (int)kk, dist, ids, err)))
+                break;
+        }
+        const int64_t *I = ids0 ? ids0 : ids;
+        const float *D = ids0 ? dist0 : dist;
+        ids0 = NULL; /* given candidates serve the first round only */
         int m = 0;
-        double worst = cosine ? INFINITY : -INFINITY; /* the float score of the last candidate */
+        double worst = INFINITY; /* the float score of the last candidate */
         for (int64_t i = 0; i < kk; i++) {
-            if (ids[i] < 0)
+            if (I[i] < 0)
                 continue;
-            double f = cosine ? dist[i] : -(double)dist[i];
+            double f = cosine ? D[i] : -(double)D[i];
             if (f < worst)
                 worst = f;
-            if (ids[i] == excl)
+            if (I[i] == excl)
                 continue;
-            if ((rc = cmr_faiss_reconstruct(ix->f, ids[i], v, err)))
+            if ((rc = cmr_faiss_reconstruct(ix->f, I[i], v, err)))
                 goto done;
             double s = 0;
             if (cosine)
@@ -496,7 +509,7 @@ static int search_exact(struct cmr_index *ix, const float *qv, const double *uq,
                 for (int j = 0; j < d; j++)
                     s += ((double)v[j] - uq[j]) * ((double)v[j] - uq[j]);
             c[m].s = cosine ? s : -s;
-            c[m].pos = ids[i];
+            c[m].pos = I[i];
             m++;
         }
         qsort(c, (size_t)m, sizeof *c, cmp_cand);
@@ -538,7 +551,9 @@ int cmr_index_search(struct cmr_index *ix, int64_t nq, const float *Q, int k, co
     int cosine = ix->cfg.metric == CMR_METRIC_COSINE;
     int exact = ix->cfg.type == CMR_INDEX_FLAT;
     const int64_t block = 256;
-    int kk = k + any_excl;
+    /* flat: a few more candidates than asked, so that most queries are
+     * proved exact by the first, batched search */
+    int kk = exact ? (int)(k + any_excl + 16 < ix->n ? k + any_excl + 16 : ix->n) : k + any_excl;
     float *qv = malloc(sizeof(float) * (size_t)block * d);
     double *uq = malloc(sizeof(double) * (size_t)d);
     float *dist = malloc(sizeof(float) * (size_t)block * kk);
@@ -551,6 +566,8 @@ int cmr_index_search(struct cmr_index *ix, int64_t nq, const float *Q, int k, co
         int64_t nb = nq - q0 < block ? nq - q0 : block;
         if ((rc = prepare(ix, nb, Q + (size_t)q0 * d, NULL, qv, err)))
             goto done;
+        if ((rc = cmr_faiss_search(ix->f, nb, qv, kk, dist, ids, err)))
+            goto done;
         if (exact) {
             for (int64_t i = 0; i < nb; i++) {
                 const float *x = Q + (size_t)(q0 + i) * d;
@@ -560,7 +577,8 @@ int cmr_index_search(struct cmr_index *ix, int64_t nq, const float *Q, int k, co
                     for (int j = 0; j < d; j++)
                         uq[j] = x[j];
                 int64_t ex = exclude ? exclude[q0 + i] : -1;
-                if ((rc = search_exact(ix, qv + (size_t)i * d, uq, k, ex, pos + (size_t)(q0 + i) * k,
+                if ((rc = search_exact(ix, qv + (size_t)i * d, uq, k, ex, kk, ids + (size_t)i * kk,
+                                       dist + (size_t)i * kk, pos + (size_t)(q0 + i) * k,
                                        score + (size_t)(q0 + i) * k, err)))
                     goto done;
                 if (n_found)
@@ -568,8 +586,6 @@ int cmr_index_search(struct cmr_index *ix, int64_t nq, const float *Q, int k, co
             }
             continue;
         }
-        if ((rc = cmr_faiss_search(ix->f, nb, qv, kk, dist, ids, err)))
-            goto done;
         for (int64_t i = 0; i < nb; i++) {
             int64_t ex = exclude ? exclude[q0 + i] : -1;
             int64_t *po = pos + (size_t)(q0 + i) * k;

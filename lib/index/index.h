@@ -14,7 +14,8 @@
  *          (m bytes per vector); trained by k-means on the vectors of the
  *          build; nprobe lists visited at query time.
  * Metrics: cosine (vectors scaled to unit length; scores are cosines, larger
- * is nearer) or l2 (scores are squared Euclidean distances, smaller is
+ * is nearer; in a flat index an all-zero vector scores 0 against everything,
+ * as in cmr-knn, the approximate types refuse it) or l2 (scores are squared Euclidean distances, smaller is
  * nearer). Approximate types report FAISS's estimates.
  *
  * Errors: CMR_EINVAL (bad configuration, a dimension or kind mismatch, k out
