@@ -64,26 +64,23 @@ static void die(const char *m)
  * manifold), each spread over 0.25 d of squared radius against 2 d between
  * centres */
 #define R 16
-static float *gen(int64_t n, int d, const float *mu, const float *B, int C, uint64_t seed, uint64_t stream)
+static float *gen(int64_t n, int d, const float *mu, const float *B, int C, struct cmr_rng *r)
 {
     float *X = malloc(sizeof(float) * (size_t)n * d);
     if (!X)
         die("out of memory");
-    struct cmr_rng base, r;
-    cmr_rng_seed(&base, seed);
-    cmr_rng_split(&base, stream, &r);
     for (int64_t i = 0; i < n; i++) {
-        int c = (int)cmr_rng_below(&r, (uint64_t)C);
+        int c = (int)cmr_rng_below(r, (uint64_t)C);
         float z[R];
         for (int a = 0; a < R; a++)
-            z[a] = (float)cmr_rng_normal(&r);
+            z[a] = (float)cmr_rng_normal(r);
         const float *m = mu + (size_t)c * d, *b = B + (size_t)c * d * R;
         float *x = X + (size_t)i * d;
         for (int j = 0; j < d; j++) {
             float s = m[j];
             for (int a = 0; a < R; a++)
                 s += b[j * R + a] * z[a];
-            x[j] = s + 0.05f * (float)cmr_rng_normal(&r);
+            x[j] = s + 0.05f * (float)cmr_rng_normal(r);
         }
     }
     return X;
@@ -145,24 +142,39 @@ int main(int argc, char **argv)
         centres[i] = (float)cmr_rng_normal(&r);
     for (size_t i = 0; i < (size_t)C * d * R; i++)
         basis[i] = (float)(cmr_rng_normal(&r) * 0.5 / 4.0); /* sd sqrt(0.25 / R) */
-    float *X = gen(n, d, centres, basis, C, seed, 1);
-    float *Q = gen(nq, d, centres, basis, C, seed, 2);
-    free(basis);
-    char **ids = malloc(sizeof(char *) * (size_t)n);
-    char *names = malloc((size_t)n * 24);
+    struct cmr_rng base, rx, rq;
+    cmr_rng_seed(&base, seed);
+    cmr_rng_split(&base, 1, &rx);
+    cmr_rng_split(&base, 2, &rq);
+    float *Q = gen(nq, d, centres, basis, C, &rq);
+    /* the catalogue in chunks of 10^6 (the first one trains IVF-PQ), so that
+     * 10^7 vectors never sit in memory as floats at once */
+    const int64_t chunk = 1000000;
+    char **ids = malloc(sizeof(char *) * (size_t)(n < chunk ? n : chunk));
+    char *names = malloc((size_t)(n < chunk ? n : chunk) * 24);
     if (!ids || !names)
         die("out of memory");
-    for (int64_t i = 0; i < n; i++) {
-        ids[i] = names + (size_t)i * 24;
-        snprintf(ids[i], 24, "%lld", (long long)i);
-    }
-
     struct cmr_error err = {0};
-    double t0 = now();
-    struct cmr_index *ix = cmr_index_build(&cfg, n, d, X, (const char *const *)ids, NULL, NULL, "embedding", &err);
-    double t_build = now() - t0;
-    if (!ix)
-        die(err.msg);
+    struct cmr_index *ix = NULL;
+    double t_build = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+        int64_t m = n - i0 < chunk ? n - i0 : chunk;
+        float *X = gen(m, d, centres, basis, C, &rx);
+        for (int64_t i = 0; i < m; i++) {
+            ids[i] = names + (size_t)i * 24;
+            snprintf(ids[i], 24, "%lld", (long long)(i0 + i));
+        }
+        double t0 = now();
+        if (!ix)
+            ix = cmr_index_build(&cfg, m, d, X, (const char *const *)ids, NULL, NULL, "embedding", &err);
+        else if (cmr_index_add(ix, m, X, (const char *const *)ids, NULL, NULL, &err))
+            die(err.msg);
+        t_build += now() - t0;
+        free(X);
+        if (!ix)
+            die(err.msg);
+    }
+    free(basis);
     cfg = *cmr_index_config(ix);
     char params[128];
     if (cfg.type == CMR_INDEX_FLAT)
@@ -179,7 +191,6 @@ int main(int argc, char **argv)
     struct stat st;
     stat(path, &st);
     cmr_index_free(ix);
-    free(X);
     free(ids);
     free(names);
     double rss1 = rss_mb();
@@ -192,7 +203,7 @@ int main(int argc, char **argv)
 
     int64_t *pos = malloc(sizeof(int64_t) * (size_t)nq * k);
     float *score = malloc(sizeof(float) * (size_t)nq * k);
-    t0 = now();
+    double t0 = now();
     if (cmr_index_search(ix, nq, Q, k, NULL, pos, score, NULL, &err))
         die(err.msg);
     double qps = nq / (now() - t0);

@@ -89,8 +89,11 @@ struct cmr_faiss *cmr_faiss_new(int d, const char *factory, int inner_product, s
         // FAISS prints a warning to stderr when k-means has fewer than 39
         // points per centroid; lib/ prints nothing, and the index checks
         // its own minimum (one point per centroid) before training
+        // the lists' k-means runs on a sample of at most 64 vectors per list
+        // (FAISS's default is 256: 4x the time for little gain)
         if (auto *ivf = dynamic_cast<faiss::IndexIVF *>(ix)) {
             ivf->cp.min_points_per_centroid = 1;
+            ivf->cp.max_points_per_centroid = 64;
             if (auto *ivfpq = dynamic_cast<faiss::IndexIVFPQ *>(ix))
                 ivfpq->pq.cp.min_points_per_centroid = 1;
         }
