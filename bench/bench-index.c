@@ -3,8 +3,8 @@
  * everything, loads it again, and times queries against the loaded index:
  *
  *   bench-index --n N --d D --type flat|hnsw|ivfpq [--nq 200] [--k 10]
- *               [--gt FILE] [--hnsw-m M] [--ef-construction N] [--ef-search N]
- *               [--float-storage] [--nlist N] [--pq-m M] [--nprobe N]
+ *               [--gt FILE] [--hnsw-m M] [--ef-construction N] [--ef-search N,...]
+ *               [--float-storage] [--nlist N] [--pq-m M] [--nprobe N,...]
  *               [--dir DIR] [--threads T] [--seed S]
  *
  * Data: C = 1000 clusters of intrinsic dimension 16 (see gen() below);
@@ -12,7 +12,8 @@
  * generator). Cosine metric.
  * --gt FILE: the exact top k of every query (written by the flat run when the
  * file does not exist, read by the others to compute recall@k).
- * Prints one TSV row:
+ * A list of --ef-search or --nprobe values gives one row per value, over the
+ * same index. Prints one TSV row per value:
  *   d n type params build_s bytes_per_vector mem_mb peak_mb qps recall@k
  * mem_mb: resident memory the loaded index takes (RSS after loading minus RSS
  * before); peak_mb: the process's peak RSS (build included, with the raw
@@ -102,7 +103,7 @@ int main(int argc, char **argv)
     cmr_index_cfg_default(&cfg);
     int64_t n = 100000;
     int d = 128, nq = 200, k = 10, c;
-    const char *gt = NULL, *dir = "/tmp";
+    const char *gt = NULL, *dir = "/tmp", *sweep = NULL;
     uint64_t seed = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -117,11 +118,11 @@ int main(int argc, char **argv)
         case 'g': gt = optarg; break;
         case 'M': cfg.hnsw_m = atoi(optarg); break;
         case 'C': cfg.ef_construction = atoi(optarg); break;
-        case 'E': cfg.ef_search = atoi(optarg); break;
+        case 'E': cfg.ef_search = atoi(optarg); sweep = optarg; break;
         case 'F': cfg.sq8 = 0; break;
         case 'L': cfg.nlist = atoi(optarg); break;
         case 'P': cfg.pq_m = atoi(optarg); break;
-        case 'N': cfg.nprobe = atoi(optarg); break;
+        case 'N': cfg.nprobe = atoi(optarg); sweep = optarg; break;
         case 'D': dir = optarg; break;
         case 't': cmr_faiss_threads(atoi(optarg)); break;
         case 's': seed = strtoull(optarg, NULL, 10); break;
@@ -180,10 +181,9 @@ int main(int argc, char **argv)
     if (cfg.type == CMR_INDEX_FLAT)
         snprintf(params, sizeof params, "%s", cmr_index_factory(ix));
     else if (cfg.type == CMR_INDEX_HNSW)
-        snprintf(params, sizeof params, "%s,efC=%d,ef=%d", cmr_index_factory(ix), cfg.ef_construction,
-                 cfg.ef_search);
+        snprintf(params, sizeof params, "%s,efC=%d,ef=", cmr_index_factory(ix), cfg.ef_construction);
     else
-        snprintf(params, sizeof params, "%s,nprobe=%d", cmr_index_factory(ix), cfg.nprobe);
+        snprintf(params, sizeof params, "%s,nprobe=", cmr_index_factory(ix));
     char path[4096];
     snprintf(path, sizeof path, "%s/bench-index.%d.cmri", dir, (int)getpid());
     if (cmr_index_save(ix, path, &err))
@@ -203,42 +203,58 @@ int main(int argc, char **argv)
 
     int64_t *pos = malloc(sizeof(int64_t) * (size_t)nq * k);
     float *score = malloc(sizeof(float) * (size_t)nq * k);
-    double t0 = now();
-    if (cmr_index_search(ix, nq, Q, k, NULL, pos, score, NULL, &err))
-        die(err.msg);
-    double qps = nq / (now() - t0);
-
-    double recall = -1;
-    if (gt) {
-        FILE *f = fopen(gt, "rb");
-        if (!f && cfg.type == CMR_INDEX_FLAT) {
-            f = fopen(gt, "wb");
-            if (!f || fwrite(pos, sizeof(int64_t), (size_t)nq * k, f) != (size_t)nq * k)
-                die("cannot write the ground truth");
-            fclose(f);
-            recall = 1;
-        } else if (f) {
-            int64_t *truth = malloc(sizeof(int64_t) * (size_t)nq * k);
-            if (fread(truth, sizeof(int64_t), (size_t)nq * k, f) != (size_t)nq * k)
-                die("the ground truth file is short (other --nq or -k?)");
-            fclose(f);
-            int64_t hits = 0;
-            for (int q = 0; q < nq; q++)
-                for (int a = 0; a < k; a++)
-                    for (int b = 0; b < k; b++)
-                        hits += truth[(size_t)q * k + a] == pos[(size_t)q * k + b];
-            recall = (double)hits / ((double)nq * k);
-            free(truth);
+    /* one row per query-time value: --ef-search 64,128 or --nprobe 16,64 */
+    char *list = strdup(sweep ? sweep : "0"), *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int v = atoi(tok);
+        if (cfg.type == CMR_INDEX_HNSW && cmr_index_set_search(ix, v, 0, &err))
+            die(err.msg);
+        if (cfg.type == CMR_INDEX_IVFPQ && cmr_index_set_search(ix, 0, v, &err))
+            die(err.msg);
+        double t0 = now();
+        if (cmr_index_search(ix, nq, Q, k, NULL, pos, score, NULL, &err))
+            die(err.msg);
+        double qps = nq / (now() - t0);
+        double recall = -1;
+        if (gt) {
+            FILE *f = fopen(gt, "rb");
+            if (!f && cfg.type == CMR_INDEX_FLAT) {
+                f = fopen(gt, "wb");
+                if (!f || fwrite(pos, sizeof(int64_t), (size_t)nq * k, f) != (size_t)nq * k)
+                    die("cannot write the ground truth");
+                fclose(f);
+                recall = 1;
+            } else if (f) {
+                int64_t *truth = malloc(sizeof(int64_t) * (size_t)nq * k);
+                if (fread(truth, sizeof(int64_t), (size_t)nq * k, f) != (size_t)nq * k)
+                    die("the ground truth file is short (other --nq or -k?)");
+                fclose(f);
+                int64_t hits = 0;
+                for (int q = 0; q < nq; q++)
+                    for (int a = 0; a < k; a++)
+                        for (int b = 0; b < k; b++)
+                            hits += truth[(size_t)q * k + a] == pos[(size_t)q * k + b];
+                recall = (double)hits / ((double)nq * k);
+                free(truth);
+            }
         }
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        const struct cmr_index_cfg *cq = cmr_index_config(ix);
+        printf("%d\t%lld\t%s\t%s", d, (long long)n, cmr_index_type_name(cfg.type), params);
+        if (cfg.type == CMR_INDEX_HNSW)
+            printf("%d", cq->ef_search);
+        else if (cfg.type == CMR_INDEX_IVFPQ)
+            printf("%d", cq->nprobe);
+        printf("\t%.1f\t%.1f\t%.0f\t%.0f\t%.1f\t", t_build, (double)st.st_size / (double)n, mem,
+               ru.ru_maxrss / 1024.0, qps);
+        if (recall >= 0)
+            printf("%.4f\n", recall);
+        else
+            printf("-\n");
+        fflush(stdout);
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("%d\t%lld\t%s\t%s\t%.1f\t%.1f\t%.0f\t%.0f\t%.1f\t", d, (long long)n, cmr_index_type_name(cfg.type),
-           params, t_build, (double)st.st_size / (double)n, mem, ru.ru_maxrss / 1024.0, qps);
-    if (recall >= 0)
-        printf("%.4f\n", recall);
-    else
-        printf("-\n");
+    free(list);
     free(pos);
     free(score);
     free(Q);

@@ -187,3 +187,17 @@ knn_rank() {
     [ "${#lines[@]}" -eq 4 ]
     [[ "${lines[1]}" == *'"time":0.1'* ]]
 }
+
+@test "index: shards answered apart and merged give the whole index's answer" {
+    mkframes --kind summary --dims 8 --count 1 --tracks 40 >"$TMP/a.msgpack"
+    cmr index build --out "$TMP/a.cmri" -q "$TMP/a.msgpack"
+    cmr index build --out "$TMP/b.cmri" -q "$CAT"
+    cp "$TMP/a.cmri" "$TMP/all.cmri"
+    cmr index add --index "$TMP/all.cmri" -q "$CAT"
+    for s in a b; do cmr index query --index "$TMP/$s.cmri" -k 7 --tsv "$CAT"; done |
+        "$CMR_SRCDIR/pipelines/merge-neighbours.sh" 7 >"$TMP/merged.tsv"
+    cmr index query --index "$TMP/all.cmri" -k 7 --tsv "$CAT" >"$TMP/whole.tsv"
+    [ "$(wc -l <"$TMP/whole.tsv")" -eq $((1 + 60 * 7)) ]
+    diff "$TMP/merged.tsv" "$TMP/whole.tsv"
+    run -2 --separate-stderr "$CMR_SRCDIR/pipelines/merge-neighbours.sh" 0
+}
