@@ -82,7 +82,8 @@ const struct cmr_kv *cmr_index_meta(const struct cmr_index *ix, int64_t pos, int
  * vector stays zero and scores 0 against everything, as in cmr-knn); the
  * approximate types search unit vectors by L2, |a - b|^2 = 2 - 2 cos, which
  * IVF-PQ's residual codes serve far better than the inner product (recall
- * 0.57 against 0.29 in tests/unit/test-index.c), and refuse a zero vector */
+ * 0.57 against 0.29 on 4000 clustered vectors of 32 values, 128 lists, PQ4),
+ * and refuse a zero vector */
 static int inner_product(const struct cmr_index *ix)
 {
     return ix->cfg.metric == CMR_METRIC_COSINE && ix->cfg.type == CMR_INDEX_FLAT;
