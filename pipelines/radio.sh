@@ -2,6 +2,7 @@
 # radio.sh: embeddings of an internet radio stream, continuously, as frames on stdout.
 #
 #   pipelines/radio.sh --model m.cmr [OPTION]... URL | cmr-dump
+#   pipelines/radio.sh --model m.cmr --index catalogue.cmri URL
 #
 # URL is an HTTP(S) Ogg/Vorbis, Ogg/Opus, MP3 or AAC stream (Icecast, Shoutcast).
 # The pipeline is GStreamer's:
@@ -20,6 +21,11 @@
 # streams that every cmr filter reads as one (docs/frames.md). Memory stays
 # bounded: the queue before cmrmel holds at most --buffer seconds of audio and
 # drops the oldest when the encoder falls behind.
+#
+# With --index, stdout is text instead: every --every seconds of stream, the
+# --k nearest catalogue tracks (cmr-index, docs/index.md) to the mean of the
+# embeddings of the last --window seconds (their mean and std for an index
+# of summaries), as cmr-index query --tsv prints them.
 #
 # Exit status: 0 after --duration or on SIGINT/SIGTERM (the open track is
 # ended cleanly), 1 after --retries failed connections in a row, 2 usage.
@@ -40,6 +46,11 @@ Embeddings of an HTTP radio stream as cmr frames on stdout, reconnecting on erro
   -T, --timeout S      a stall of S seconds counts as a dropped connection [10]
   -B, --backoff-max S  longest wait between connections [60]
   -b, --buffer S       seconds of audio the queue may hold before dropping [30]
+  -i, --index FILE     print the nearest tracks of this cmr-index catalogue
+                       (text on stdout) instead of writing frames
+  -k, --k N            tracks per answer, with --index [5]
+  -w, --window S       seconds of stream each answer summarises [30]
+  -e, --every S        seconds between answers [5]
   -q, --quiet          no messages on stderr except errors
   -h, --help           this help
 
@@ -55,6 +66,7 @@ say() { [ "$quiet" = 1 ] || echo "$prog: $*" >&2; }
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]] && [ "${#1}" -le 9 ]; }
 
 model="" mel=0 hop=188 track="" duration=0 retries=0 timeout=10 backoff_max=60 buffer=30 quiet=0
+index="" k=5 window=30 every=5
 while [ $# -gt 0 ]; do
     case "$1" in
     -m|--model) [ $# -ge 2 ] || die_usage "$1 needs a value"; model=$2; shift 2 ;;
@@ -66,6 +78,10 @@ while [ $# -gt 0 ]; do
     -T|--timeout) [ $# -ge 2 ] || die_usage "$1 needs a value"; timeout=$2; shift 2 ;;
     -B|--backoff-max) [ $# -ge 2 ] || die_usage "$1 needs a value"; backoff_max=$2; shift 2 ;;
     -b|--buffer) [ $# -ge 2 ] || die_usage "$1 needs a value"; buffer=$2; shift 2 ;;
+    -i|--index) [ $# -ge 2 ] || die_usage "$1 needs a value"; index=$2; shift 2 ;;
+    -k|--k) [ $# -ge 2 ] || die_usage "$1 needs a value"; k=$2; shift 2 ;;
+    -w|--window) [ $# -ge 2 ] || die_usage "$1 needs a value"; window=$2; shift 2 ;;
+    -e|--every) [ $# -ge 2 ] || die_usage "$1 needs a value"; every=$2; shift 2 ;;
     -q|--quiet) quiet=1; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; break ;;
@@ -89,7 +105,20 @@ if [ "$mel" = 0 ]; then
     [ -n "$model" ] || die_usage "--model FILE is required (or --mel for log-mel frames)"
     [ -r "$model" ] || { echo "$prog: cannot read the model file '$model'" >&2; exit 1; }
 fi
-[ -t 1 ] && die_usage "stdout is a terminal: pipe the frames into a cmr filter (e.g. | cmr-dump)"
+query=()
+if [ -n "$index" ]; then
+    [ "$mel" = 0 ] || die_usage "--index takes embeddings: give --model, not --mel"
+    is_uint "$k" && [ "$k" -ge 1 ] || die_usage "--k takes an integer >= 1, got '$k'"
+    is_uint "$window" && [ "$window" -ge 1 ] || die_usage "--window takes an integer >= 1, got '$window'"
+    is_uint "$every" || die_usage "--every takes a whole number of seconds, got '$every'"
+    query=("${CMR_BINDIR:+$CMR_BINDIR/}cmr-index" query --index "$index" -k "$k" --window "$window"
+           --every "$every" --tsv)
+    # a missing, corrupt or too small index fails here, not after connecting
+    n=$("${CMR_BINDIR:+$CMR_BINDIR/}cmr-index" info "$index" | sed -n 's/^tracks *//p') || exit 1
+    [ "$k" -le "$n" ] || { echo "$prog: --k $k, but the index holds $n tracks" >&2; exit 1; }
+else
+    [ -t 1 ] && die_usage "stdout is a terminal: pipe the frames into a cmr filter (e.g. | cmr-dump)"
+fi
 [ -n "$track" ] || track=$url
 launch=${GST_LAUNCH:-gst-launch-1.0}
 command -v "$launch" >/dev/null || { echo "$prog: $launch not found (apt-get install gstreamer1.0-tools)" >&2; exit 1; }
@@ -131,6 +160,11 @@ cleanup() {
 }
 trap stop INT TERM
 trap cleanup EXIT
+# --index: the frames go through cmr-index query, which prints the answers
+if [ ${#query[@]} -gt 0 ]; then
+    exec > >(exec "${query[@]}")
+    catpid=$!
+fi
 # fdsink seeks a regular file back to its start, and every connection is a new
 # gst-launch: a file on stdout is written through one cat, which only appends
 if [ -f "/proc/$$/fd/1" ]; then

@@ -11,8 +11,7 @@ struct cmr_knn_cfg cmr_knn_cfg_default(void)
     return (struct cmr_knn_cfg){.queries = 3, .negatives = 100, .k = 10, .shuffle = 0, .seed = 0};
 }
 
-/* unit rows in double; a zero row stays zero */
-static void normalise(const float *emb, int n, int d, double *out)
+void cmr_knn_normalise(const float *emb, int n, int d, double *out)
 {
     for (int i = 0; i < n; i++) {
         const float *x = emb + (size_t)i * d;
@@ -208,7 +207,7 @@ int cmr_knn_eval(const struct cmr_knn_cfg *cfg, const float *emb, int n, int d,
         rc = cmr_error_set(err, CMR_ENOMEM, "knn: out of memory");
         goto done;
     }
-    normalise(emb, n, d, k.u);
+    cmr_knn_normalise(emb, n, d, k.u);
 
     struct cmr_rng base;
     cmr_rng_seed(&base, cfg->seed);

@@ -53,6 +53,12 @@ struct cmr_knn_result {
     int64_t zero_vectors; /* tracks whose vector is all zeros (cosine 0 with everything) */
 };
 
+/* The unit rows of emb (n, d) in double, out (n, d): x / sqrt(sum x^2), the
+ * sum in double in index order; a zero row stays zero. A score is then the
+ * double dot product of two unit rows, summed in index order: cmr-index
+ * (lib/index/index.c) re-scores its flat cosine results with this. */
+void cmr_knn_normalise(const float *emb, int n, int d, double *out);
+
 /* emb (n, d) row-major, one row per track. Playlist p holds the track indices
  * members[start[p] .. start[p+1]) (distinct, in stream order); start has
  * n_playlists + 1 entries. Errors: CMR_EINVAL (bad sizes or indices, a

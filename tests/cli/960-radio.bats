@@ -155,3 +155,25 @@ tracks() {
     [ "${#lines[@]}" -eq 1 ]
     [[ "$(cat "$TMP/err")" == *"radio.sh: stopped after"* ]]
 }
+
+@test "radio.sh --index: the nearest catalogue tracks to the last seconds of the stream" {
+    # a catalogue of two tracks: the song the station plays, and a sine
+    mk_sine "$TMP/sine.wav" 440 8
+    printf 'path\ttrack\n%s\tsong.ogg\n%s\tsine.wav\n' "$RADIO_SONG" "$TMP/sine.wav" >"$TMP/list.tsv"
+    cmr decode -q --list "$TMP/list.tsv" | cmr resample | cmr mel | cmr segment |
+        cmr encode --model "$RADIO_MODEL" | cmr summarize >"$TMP/cat.msgpack"
+    cmr index build --out "$TMP/cat.cmri" -q "$TMP/cat.msgpack"
+    run -2 --separate-stderr "$RADIO" --model "$RADIO_MODEL" --index "$TMP/cat.cmri" --k 0 http://127.0.0.1:9/x
+    [[ "$stderr" == "radio.sh: --k takes an integer >= 1, got '0'"* ]]
+    run -1 --separate-stderr "$RADIO" --model "$RADIO_MODEL" --index "$TMP/cat.cmri" --k 3 http://127.0.0.1:9/x
+    [ "$stderr" = "radio.sh: --k 3, but the index holds 2 tracks" ]
+    start_server --rate 10000
+    "$RADIO" --model "$RADIO_MODEL" --index "$TMP/cat.cmri" --k 2 --every 3 --duration 8 "$URL" \
+        >"$TMP/out" 2>"$TMP/err"
+    run -0 cat "$TMP/out"
+    [ "${lines[0]}" = "query_track	rank	track	score" ]
+    # answers at stream times 0, 3, 6 ...: at least two, each nearest the song
+    [ "$(awk -F'\t' '$2 == 1' "$TMP/out" | wc -l)" -ge 2 ]
+    [ -z "$(awk -F'\t' '$2 == 1 && $3 != "song.ogg"' "$TMP/out")" ]
+    [[ "${lines[1]}" == "$URL#1@0.0s	1	song.ogg	"* ]]
+}
