@@ -20,21 +20,25 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 awk -F'\t' 'NR == FNR { if (FNR > 1) want[$2] = 1; next }
     FNR > 1 && ($2 in want) { n++; s += $5; p[$3] = 1; lic[$3] = lic[$3] == "" ? $4 : (index(lic[$3], $4) ? lic[$3] : lic[$3] " / " $4) }
     END { np = 0; for (k in p) np++
-          printf "%d distinct tracks, %.2f h, from %d Debian 12 packages (pipelines/data/build-pretrain-data; pool %s)\n", n, s / 3600, np, FILENAME > "'"$tmp"'/data"
+          printf "%d distinct tracks, %.2f h, from %d Debian 12 packages (pipelines/data/build-pretrain-data)\n", n, s / 3600, np > "'"$tmp"'/data"
           for (k in lic) print k ": " lic[k] | "sort > '"$tmp"'/lic" }' "$pool" "$tracks"
+# (no wall time: the same seed on the same machine gives the same bytes)
 # licences: one line, packages separated by "; " (each value at most 4096 bytes)
 paste -sd';' "$tmp/lic" | sed 's/;/; /g' | cut -c1-4000 > "$tmp/licences"
 steps=$(tail -n 1 "$dir/train.tsv" | cut -f1)
 ep=$(tail -n 1 "$dir/train.tsv" | cut -f2)
-wall=$(tail -n 1 "$dir/train.tsv" | cut -f7)
 # the mean loss of the first and of the last epoch
 curve=$(awk -F'\t' 'NR > 1 { s[$2] += $3; n[$2]++; if (first == "") first = $2; last = $2 }
     END { printf "epoch loss %.4f (epoch %d) -> %.4f (epoch %d)", s[first] / n[first], first, s[last] / n[last], last }' "$dir/train.tsv")
+# the schedule as the trainer recorded it
+meta() { cmr model info "$dir/model.cmr" | sed -n "s/^meta        $1 = //p"; }
+lr0=$(meta train.lr0) patience=$(meta train.patience) factor=$(printf '%g' "$(meta train.factor)")
+batch=$(meta train.batch)
 kind=$([ "$loss" = multi ] && echo "multi-level encoder (640-d: 5 levels x 128), InfoNCE per level averaged" ||
        echo "$loss")
 set_args=(--set card.name=cmr-base
-    --set "card.config=$kind; positives: $strategy segments (cmr-pair), augmentation (cmr-augment: pitch, stretch, reverb, noise, polarity); width $width; batch 16; Adam lr 0.001, plateau x0.2 after 5 epochs; input 3 s of 96-band log-mel at 16 kHz"
-    --set "card.training=seed $seed; $epochs epochs of one example per track, $steps steps (last epoch $ep), $(printf '%.0f' "$wall") s of wall time; $curve"
+    --set "card.config=$kind; positives: $strategy segments (cmr-pair), augmentation (cmr-augment: pitch, stretch, reverb, noise, polarity); width $width; batch $batch; Adam lr $lr0, x$factor after more than $patience epochs without improvement; input 3 s of 96-band log-mel at 16 kHz"
+    --set "card.training=seed $seed; $epochs epochs of one example per track, $steps steps (last epoch $ep); $curve"
     --set-file "card.data=$tmp/data"
     --set-file "card.licences=$tmp/licences"
     --set "card.derived=The weights are trained on GPL and CC-BY-SA music and derived from it: see pipelines/data/LICENSES.md and docs/models.md"
