@@ -21,16 +21,19 @@
 #include "model.h"
 #include "stream/encoder.h"
 #include "util/clock.h"
+#include "model_default.h"
 
 
 static noreturn void usage(FILE *f, int code)
 {
     fprintf(f,
-        "Usage: cmr-encode --model FILE [OPTION]... [FILE|-]\n"
+        "Usage: cmr-encode [--model FILE] [OPTION]... [FILE|-]\n"
         "Turn \"segment\" frames (log-mel, shape [188, 96] = frames x mel bins) into\n"
         "\"embedding\" frames with a cmr model file. Reads FILE or stdin.\n"
         "\n"
         "  -m, --model FILE    model file (cmr-model init/import, cmr-train)\n"
+        "                      [$CMR_MODEL, else the installed cmr-base:\n"
+        "                      %s]\n"
         "  -j, --threads N     threads [1] (1..64)\n"
         "  -b, --batch N       segments per forward pass [16] (1..4096)\n"
         "      --force         write binary frames even to a terminal\n"
@@ -46,7 +49,8 @@ static noreturn void usage(FILE *f, int code)
         "Track, index, offset, rate, metadata and info are passed through, and so\n"
         "are end frames.\n"
         "Exit status: 0 ok, 1 bad model file, bad input (wrong kind or shape,\n"
-        "NaN or infinite values, truncated stream) or output failed, 2 usage.\n");
+        "NaN or infinite values, truncated stream) or output failed, 2 usage.\n",
+        cmr_model_installed_path());
     exit(code);
 }
 
@@ -175,8 +179,8 @@ int main(int argc, char **argv)
         default: cli_bad_option(argv, c);
         }
     }
-    if (!model)
-        cli_usage_error("--model FILE is required");
+    if (!(model = cmr_model_default_path(model, &err)))
+        cli_die(CLI_EXIT_DATA, "%s", err.msg);
     input = cli_one_input(argc, argv);
 
     struct cmr_model *m = cmr_model_load(model, &err);

@@ -5,6 +5,7 @@
  *   cmr-model info FILE
  *   cmr-model import [--kind K] [--width W] [--mel-mean M --mel-std S] IN.safetensors OUT
  *   cmr-model export IN OUT.safetensors
+ *   cmr-model card [--set KEY=VALUE]... [--set-file KEY=FILE]... IN OUT
  */
 #include "config.h"
 
@@ -27,6 +28,7 @@ static noreturn void usage(FILE *f, int code)
         "       cmr-model info FILE\n"
         "       cmr-model import [OPTION]... IN.safetensors OUT\n"
         "       cmr-model export IN OUT.safetensors\n"
+        "       cmr-model card [--set KEY=VALUE]... [--set-file KEY=FILE]... IN OUT\n"
         "Create, inspect and convert cmr model files. Tensor names in safetensors\n"
         "files are the state_dict() keys of the PyTorch reference's Encoder,\n"
         "MultiEncoder and MelCPC (tests/ref/cmr_models.py), so models move between\n"
@@ -50,6 +52,12 @@ static noreturn void usage(FILE *f, int code)
         "      --kind, --width, --context, --mel-mean M --mel-std S (as for init)\n"
         "export: a model file to safetensors (F32, with __metadata__ cmr.kind,\n"
         "  cmr.width, cmr.mel_mean, cmr.mel_std, ...)\n"
+        "card: a copy of IN for shipping: the weights, the running statistics and\n"
+        "  the training counters, without Adam's moments, with metadata set\n"
+        "  (the model card that 'info' shows; a value may not hold a newline)\n"
+        "      --set KEY=VALUE       set (or replace) one metadata entry\n"
+        "      --set-file KEY=FILE   the same, the value read from FILE (a trailing\n"
+        "                            newline dropped; at most 4096 bytes)\n"
         "\n"
         "  -q, --quiet         no messages\n"
         "  -v, --verbose       more detail\n"
@@ -62,7 +70,8 @@ static noreturn void usage(FILE *f, int code)
     exit(code);
 }
 
-enum { OPT_EMB = 256, OPT_HIDDEN, OPT_STEPS, OPT_CONTEXT, OPT_MEL_MEAN, OPT_MEL_STD };
+enum { OPT_EMB = 256, OPT_HIDDEN, OPT_STEPS, OPT_CONTEXT, OPT_MEL_MEAN, OPT_MEL_STD, OPT_SET,
+       OPT_SET_FILE };
 
 static const struct option longopts[] = {
     {"kind", required_argument, NULL, 'k'},
@@ -74,6 +83,8 @@ static const struct option longopts[] = {
     {"context", required_argument, NULL, OPT_CONTEXT},
     {"mel-mean", required_argument, NULL, OPT_MEL_MEAN},
     {"mel-std", required_argument, NULL, OPT_MEL_STD},
+    {"set", required_argument, NULL, OPT_SET},
+    {"set-file", required_argument, NULL, OPT_SET_FILE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -88,10 +99,13 @@ struct opts {
     int have_mean, have_std;
     double mel_mean, mel_std;
     unsigned given; /* bit per option, to refuse options a command does not take */
+    int n_set;      /* card: --set / --set-file, in order */
+    char *set[CMR_MODEL_MAX_META];
+    int set_is_file[CMR_MODEL_MAX_META];
 };
 
 enum { G_KIND = 1, G_WIDTH = 2, G_SEED = 4, G_EMB = 8, G_HIDDEN = 16, G_STEPS = 32,
-       G_CONTEXT = 64, G_MEL = 128 };
+       G_CONTEXT = 64, G_MEL = 128, G_SET = 256 };
 
 static const char *human(double bytes, char *buf, size_t n)
 {
@@ -258,8 +272,9 @@ static void check_out(const char *out, const char *in)
 static void refuse(const struct opts *o, unsigned allowed, const char *cmd)
 {
     static const char *names[] = {"--kind", "--width", "--seed", "--emb", "--hidden",
-                                  "--steps", "--context", "--mel-mean/--mel-std"};
-    for (int i = 0; i < 8; i++)
+                                  "--steps", "--context", "--mel-mean/--mel-std",
+                                  "--set/--set-file"};
+    for (int i = 0; i < 9; i++)
         if ((o->given & (1u << i)) && !(allowed & (1u << i)))
             cli_usage_error("%s does not take %s", cmd, names[i]);
 }
@@ -354,6 +369,57 @@ static int cmd_export(const struct opts *o, const char *in, const char *out)
     return 0;
 }
 
+/* the value of --set-file KEY=FILE: FILE's text, one trailing newline dropped */
+static char *read_value(const char *key, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        cli_die(CLI_EXIT_DATA, "--set-file %s: cannot read '%s'", key, path);
+    char *buf = malloc(4098);
+    if (!buf)
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    size_t n = fread(buf, 1, 4097, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        cli_die(CLI_EXIT_DATA, "--set-file %s: reading '%s' failed", key, path);
+    if (n && buf[n - 1] == '\n')
+        n--;
+    if (n > 4096)
+        cli_die(CLI_EXIT_DATA, "--set-file %s: '%s' is longer than 4096 bytes", key, path);
+    buf[n] = 0;
+    return buf;
+}
+
+static int cmd_card(const struct opts *o, const char *in, const char *out)
+{
+    struct cmr_error err = {0};
+    refuse(o, G_SET, "card");
+    check_out(out, in);
+    struct cmr_model *m = load_or_die(in);
+    for (int i = 0; i < o->n_set; i++) {
+        char *eq = strchr(o->set[i], '=');
+        *eq = 0;
+        const char *key = o->set[i];
+        char *val = o->set_is_file[i] ? read_value(key, eq + 1) : eq + 1;
+        if (strchr(val, '\n'))
+            cli_usage_error("metadata %s: the value holds a newline", key);
+        if (strlen(val) > 4096)
+            cli_usage_error("metadata %s: the value is longer than 4096 bytes", key);
+        if (cmr_model_meta_set(m, key, val))
+            cli_die(CLI_EXIT_DATA, "%s: more than %d metadata entries", in, CMR_MODEL_MAX_META);
+        if (o->set_is_file[i])
+            free(val);
+    }
+    int rc = cmr_model_save(m, out, 0, &err);
+    if (rc)
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
+    cli_info("%s: %s model, width %g, %d metadata entries, no optimizer state", out,
+             cmr_model_kind_name(m->cfg.kind), m->cfg.width, m->n_meta);
+    cmr_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {.kind = -1, .width = 1.0};
@@ -406,6 +472,20 @@ int main(int argc, char **argv)
             o.have_std = 1;
             o.given |= G_MEL;
             break;
+        case OPT_SET:
+        case OPT_SET_FILE: {
+            const char *name = c == OPT_SET ? "--set" : "--set-file";
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || strlen(optarg) > 4096 + 256)
+                cli_usage_error("%s takes KEY=%s, got '%s'", name, c == OPT_SET ? "VALUE" : "FILE",
+                                optarg);
+            if (o.n_set == CMR_MODEL_MAX_META)
+                cli_usage_error("at most %d --set/--set-file", CMR_MODEL_MAX_META);
+            o.set_is_file[o.n_set] = c == OPT_SET_FILE;
+            o.set[o.n_set++] = optarg;
+            o.given |= G_SET;
+            break;
+        }
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
         case 'h': usage(stdout, 0);
@@ -413,7 +493,7 @@ int main(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        cli_usage_error("missing command: init, info, import or export");
+        cli_usage_error("missing command: init, info, import, export or card");
     const char *cmd = argv[optind++];
     int nargs = argc - optind;
     char **args = argv + optind;
@@ -441,5 +521,10 @@ int main(int argc, char **argv)
             cli_usage_error("export takes IN OUT.safetensors, got %d arguments", nargs);
         return cmd_export(&o, args[0], args[1]);
     }
-    cli_usage_error("unknown command '%s' (init, info, import or export)", cmd);
+    if (!strcmp(cmd, "card")) {
+        if (nargs != 2)
+            cli_usage_error("card takes IN OUT, got %d arguments", nargs);
+        return cmd_card(&o, args[0], args[1]);
+    }
+    cli_usage_error("unknown command '%s' (init, info, import, export or card)", cmd);
 }

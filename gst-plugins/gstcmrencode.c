@@ -46,6 +46,7 @@
 #include "gstcmrencode.h"
 #include "stream/encoder.h"
 #include "stream/segmenter.h"
+#include "model_default.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_cmr_encode_debug);
 #define GST_CAT_DEFAULT gst_cmr_encode_debug
@@ -105,7 +106,8 @@ gst_cmr_encode_class_init (GstCmrEncodeClass * klass)
 
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model file",
-          "cmr model file (cmr-model init/import, cmr-train); required", NULL, flags));
+          "cmr model file (cmr-model init/import, cmr-train); unset: $CMR_MODEL, else "
+          "the installed cmr-base", NULL, flags));
   g_object_class_install_property (gobject_class, PROP_HOP,
       g_param_spec_int ("hop", "Segment hop",
           "Mel frames from one segment's start to the next (188: back to back; "
@@ -273,10 +275,18 @@ load_model (GstCmrEncode * self)
   g_mutex_unlock (&self->lock);
 
   free_model (self);
-  if (!path) {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No model file"),
-        ("cmrencode: set the model property to a cmr model file"));
-    return FALSE;
+  {
+    const gchar *p = cmr_model_default_path (path, &err);      /* unset: cmr-base */
+    if (!p) {
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND, ("No model file"),
+          ("cmrencode: %s", err.msg));
+      g_free (path);
+      return FALSE;
+    }
+    if (p != path) {
+      g_free (path);
+      path = g_strdup (p);
+    }
   }
   m = cmr_model_load (path, &err);
   if (!m) {

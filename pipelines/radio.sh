@@ -1,8 +1,8 @@
 #!/bin/bash
 # radio.sh: embeddings of an internet radio stream, continuously, as frames on stdout.
 #
-#   pipelines/radio.sh --model m.cmr [OPTION]... URL | cmr-dump
-#   pipelines/radio.sh --model m.cmr --index catalogue.cmri URL
+#   pipelines/radio.sh [--model m.cmr] [OPTION]... URL | cmr-dump
+#   pipelines/radio.sh [--model m.cmr] --index catalogue.cmri URL
 #
 # URL is an HTTP(S) Ogg/Vorbis, Ogg/Opus, MP3 or AAC stream (Icecast, Shoutcast).
 # The pipeline is GStreamer's:
@@ -34,10 +34,11 @@ set -euo pipefail
 prog=radio.sh
 usage() {
     cat <<EOF
-Usage: $prog --model FILE [OPTION]... URL
+Usage: $prog [--model FILE] [OPTION]... URL
 Embeddings of an HTTP radio stream as cmr frames on stdout, reconnecting on errors.
 
-  -m, --model FILE     cmr model file (cmr-model, cmr-train); without it, --mel
+  -m, --model FILE     cmr model file (cmr-model, cmr-train) [\$CMR_MODEL, else
+                       the installed cmr-base: what cmrencode uses when unset]
       --mel            write log-mel frames instead of embeddings (no model)
   -H, --hop N          mel frames between segment starts [188: back to back]
   -t, --track NAME     track id prefix [the URL]
@@ -101,13 +102,12 @@ is_uint "$backoff_max" && [ "$backoff_max" -ge 1 ] ||
     die_usage "--backoff-max takes an integer >= 1, got '$backoff_max'"
 is_uint "$buffer" && [ "$buffer" -ge 1 ] && [ "$buffer" -le 3600 ] ||
     die_usage "--buffer takes an integer in [1, 3600], got '$buffer'"
-if [ "$mel" = 0 ]; then
-    [ -n "$model" ] || die_usage "--model FILE is required (or --mel for log-mel frames)"
+if [ "$mel" = 0 ] && [ -n "$model" ]; then
     [ -r "$model" ] || { echo "$prog: cannot read the model file '$model'" >&2; exit 1; }
 fi
 query=()
 if [ -n "$index" ]; then
-    [ "$mel" = 0 ] || die_usage "--index takes embeddings: give --model, not --mel"
+    [ "$mel" = 0 ] || die_usage "--index takes embeddings: leave out --mel"
     is_uint "$k" && [ "$k" -ge 1 ] || die_usage "--k takes an integer >= 1, got '$k'"
     is_uint "$window" && [ "$window" -ge 1 ] || die_usage "--window takes an integer >= 1, got '$window'"
     is_uint "$every" || die_usage "--every takes a whole number of seconds, got '$every'"
@@ -128,7 +128,9 @@ GST_CMR_MEL_CAPS="application/x-cmr-mel,n-mels=96,rate=16000,hop=256"
 # gst-launch quoting: a string property in double quotes, with \ and " escaped
 gst_quote() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 
-encode="cmrencode model=$(gst_quote "$model") hop=$hop"
+# no --model: cmrencode's own default (CMR_MODEL, else the installed cmr-base)
+encode="cmrencode hop=$hop"
+[ -z "$model" ] || encode="cmrencode model=$(gst_quote "$model") hop=$hop"
 [ "$mel" = 1 ] && encode="identity"
 sink="fdsink fd=1 sync=false"
 
@@ -139,7 +141,7 @@ if ! "$launch" -q fakesrc num-buffers=0 ! "$GST_CMR_CHECK_CAPS" ! cmrmel ! fakes
 fi
 if [ "$mel" = 0 ] && ! err=$("$launch" -q fakesrc num-buffers=0 \
         ! "$GST_CMR_MEL_CAPS" ! $encode ! fakesink 2>&1 >/dev/null); then
-    echo "$prog: cannot use the model '$model': ${err//$'\n'/ }" >&2
+    echo "$prog: cannot use the model '${model:-the default (CMR_MODEL or cmr-base)}': ${err//$'\n'/ }" >&2
     exit 1
 fi
 

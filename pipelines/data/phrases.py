@@ -14,7 +14,8 @@ Clips are laid end to end, SLOT_S seconds apart, in files of CLIPS_PER_FILE clip
 (so one synthesizer process renders many clips); every note stops at CLIP_S.
 Writes OUTDIR/SPLIT-NN.mid and OUTDIR/SPLIT.tsv with one line per clip:
     clip  label  file  start_s  program  bpm  accompaniment
-The same arguments give the same bytes.
+The same arguments give the same bytes. PHRASES_PROGRAMS=P,P,... (environment)
+keeps only those General MIDI programs (for a bank that lacks some).
 """
 import os
 import random
@@ -131,9 +132,20 @@ def write_midi(path, ev, total_s):
     os.replace(tmp, path)
 
 
+def only_programs(keep):
+    """Restrict every program list to KEEP (a sound bank that lacks some programs,
+    e.g. Freepats): a class or accompaniment list left empty keeps its first entry."""
+    for label, (progs, lo, hi, chords) in CLASSES.items():
+        CLASSES[label] = ([p for p in progs if p in keep] or progs[:1], lo, hi, chords)
+    BASSES[:] = [p for p in BASSES if p in keep] or BASSES[:1]
+    PADS[:] = [p for p in PADS if p in keep] or PADS[:1]
+
+
 def main(argv):
     if len(argv) not in (5, 6):
         sys.exit(__doc__.split("\n\n")[0])
+    if os.environ.get("PHRASES_PROGRAMS"):  # only these GM programs (comma-separated)
+        only_programs(set(int(p) for p in os.environ["PHRASES_PROGRAMS"].split(",")))
     outdir, split, seed, n = argv[1], argv[2], int(argv[3]), int(argv[4])
     per_file = int(argv[5]) if len(argv) == 6 else 60
     rng = random.Random(f"cmr-demo-instruments/{split}/{seed}")

@@ -114,6 +114,14 @@ values() {
                 END { exit bad }' <<<"$output"
 }
 
+@test "cmrencode with model unset uses CMR_MODEL: the same frames as model=FILE" {
+    mk_music "$TMP/song.wav" 7
+    gst_chain "$TMP/song.wav" song "cmrencode model=$M" >"$TMP/explicit.frames"
+    CMR_MODEL="$M" gst_chain "$TMP/song.wav" song cmrencode >"$TMP/default.frames"
+    [ "$(values "$TMP/explicit.frames" | wc -l)" -ge 2 ]
+    diff <(values "$TMP/explicit.frames") <(values "$TMP/default.frames")
+}
+
 @test "cmrencode hop=94 pad=true equals cmr-segment --hop 94 --pad | cmr-encode" {
     mk_music "$TMP/song.wav" 5
     gst_chain "$TMP/song.wav" song "cmrencode model=$M hop=94 pad=true" >"$TMP/g.frames"
@@ -162,9 +170,15 @@ values() {
 @test "errors: no model, a bad model file, garbage into cmrframesdec, a truncated stream" {
     mk_music "$TMP/song.wav" 1
     # gst-launch exits 255 when the pipeline cannot start, 1 on a later error
-    run --separate-stderr timeout 30 bash -c "$(declare -f gst_chain); gst_chain '$TMP/song.wav' song cmrencode"
+    # model unset: CMR_MODEL, else the installed cmr-base (docs/models.md)
+    run --separate-stderr timeout 30 env CMR_MODEL="$TMP/missing.cmr" bash -c "$(declare -f gst_chain); gst_chain '$TMP/song.wav' song cmrencode"
     [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
-    [[ "$stderr$output" == *"No model file"* ]]
+    [[ "$stderr$output" == *"Cannot load the model $TMP/missing.cmr"* ]]
+    if [ ! -e "$(cmr encode --help | sed -n 's/^ *\(\/.*cmr-base\.cmr\)\]$/\1/p')" ]; then
+        run --separate-stderr timeout 30 env -u CMR_MODEL bash -c "$(declare -f gst_chain); gst_chain '$TMP/song.wav' song cmrencode"
+        [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
+        [[ "$stderr$output" == *"No model file"* ]]
+    fi
     echo "not a model" >"$TMP/bad.cmr"
     run --separate-stderr timeout 30 bash -c "$(declare -f gst_chain); gst_chain '$TMP/song.wav' song 'cmrencode model=$TMP/bad.cmr'"
     [ "$status" -ne 0 ] && [ "$status" -ne 124 ]

@@ -64,13 +64,14 @@ tracks() {
 
 @test "radio.sh: --help, usage errors, and a bad model" {
     run -0 "$RADIO" --help
-    [[ "$output" == "Usage: radio.sh --model FILE"* ]]
+    [[ "$output" == "Usage: radio.sh [--model FILE]"* ]]
     run -2 --separate-stderr "$RADIO" --model "$RADIO_MODEL"
     [[ "$stderr" == "radio.sh: one URL expected, got 0"* ]]
     run -2 --separate-stderr "$RADIO" --model "$RADIO_MODEL" ftp://example/stream
     [[ "$stderr" == "radio.sh: URL must start with http:// or https://"* ]]
-    run -2 --separate-stderr "$RADIO" http://127.0.0.1:9/x
-    [[ "$stderr" == "radio.sh: --model FILE is required"* ]]
+    # no --model: cmrencode's default (CMR_MODEL here), checked before connecting
+    CMR_MODEL="$TMP/missing.cmr" run -1 --separate-stderr "$RADIO" http://127.0.0.1:9/x
+    [[ "$stderr" == "radio.sh: cannot use the model 'the default (CMR_MODEL or cmr-base)': "* ]]
     run -2 --separate-stderr "$RADIO" --model "$RADIO_MODEL" --hop 0 http://127.0.0.1:9/x
     [[ "$stderr" == "radio.sh: --hop takes an integer in [1, 1000000], got '0'"* ]]
     run -2 --separate-stderr "$RADIO" --model "$RADIO_MODEL" --timeout x http://127.0.0.1:9/x
@@ -82,6 +83,14 @@ tracks() {
     echo "not a model" >"$TMP/bad.cmr"
     run -1 --separate-stderr "$RADIO" --model "$TMP/bad.cmr" http://127.0.0.1:9/x
     [[ "$stderr" == "radio.sh: cannot use the model '$TMP/bad.cmr'"* ]]
+}
+
+@test "radio.sh URL with no --model: cmrencode's default model (CMR_MODEL)" {
+    start_server --rate 10000
+    CMR_MODEL="$RADIO_MODEL" "$RADIO" --duration 4 "$URL" >"$TMP/out" 2>"$TMP/err"
+    run -0 cmr dump "$TMP/out"
+    [[ "${lines[0]}" == "header version=1 provenance=[cmrmel{"*"cmrencode{\"model\":\"$RADIO_MODEL\""* ]]
+    [ "$(grep -c '^tensor kind=embedding .* shape=\[128\]' <<<"$output")" -ge 1 ]
 }
 
 @test "radio.sh: a healthy stream gives embeddings with stream and wall-clock times" {
