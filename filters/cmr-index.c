@@ -313,6 +313,99 @@ struct window {
     double last_emit;
 };
 
+/* append a frame's row at time t to the window, then drop the rows older
+ * than win seconds (keeping at least one) */
+static void window_push(struct window *w, const struct cmr_frame *fr, double t, double win)
+{
+    int qd = w->d;
+    if (w->n == w->cap) { /* grow the ring, oldest first */
+        int64_t cap = w->cap ? 2 * w->cap : 16;
+        float *r = malloc(sizeof(float) * (size_t)cap * qd);
+        double *tt = malloc(sizeof(double) * (size_t)cap);
+        if (!r || !tt)
+            cli_die(CLI_EXIT_DATA, "out of memory");
+        for (int64_t i = 0; i < w->n; i++) {
+            int64_t j = (w->head + i) % w->cap;
+            memcpy(r + i * qd, w->rows + j * qd, sizeof(float) * (size_t)qd);
+            tt[i] = w->t[j];
+        }
+        free(w->rows);
+        free(w->t);
+        w->rows = r;
+        w->t = tt;
+        w->cap = cap;
+        w->head = 0;
+    }
+    int64_t j = (w->head + w->n) % w->cap;
+    memcpy(w->rows + j * qd, fr->data, sizeof(float) * (size_t)qd);
+    w->t[j] = t;
+    w->n++;
+    while (w->n > 1 && w->t[w->head] <= t - win) {
+        w->head = (w->head + 1) % w->cap;
+        w->n--;
+    }
+}
+
+/* the window's query vector of d values: the mean of its rows, or their
+ * mean and std for an index of summaries */
+static void window_vector(struct window *w, float *qv, int d)
+{
+    struct cmr_error err = {0};
+    int qd = w->d;
+    cmr_summary_reset(w->sum);
+    for (int64_t i = 0; i < w->n; i++)
+        if (cmr_summary_add(w->sum, w->rows + ((w->head + i) % w->cap) * qd, 1, &err))
+            cli_die(CLI_EXIT_DATA, "%s", err.msg);
+    float *tmp = malloc(sizeof(float) * 2 * (size_t)qd);
+    if (!tmp || cmr_summary_get(w->sum, tmp, &err))
+        cli_die(CLI_EXIT_DATA, "out of memory");
+    memcpy(qv, tmp, sizeof(float) * (size_t)d); /* mean, or mean and std */
+    free(tmp);
+}
+
+/* a query frame must be of the index's kind (embedding with --window), a
+ * vector of its length (qd values with --window), all finite */
+static void check_query_frame(const struct cmr_frame *fr, const char *name, const char *ikind, int d, int qd,
+                              double win, int is_summary)
+{
+    const char *want = win > 0 ? "embedding" : ikind;
+    if (strcmp(fr->kind, want)) {
+        if (strcmp(fr->kind, "summary") && strcmp(fr->kind, "embedding"))
+            cli_wrong_kind(fr, want);
+        cli_die(CLI_EXIT_DATA, "%s: track \"%s\": a %s frame, but %s %s", name, fr->track, fr->kind,
+                win > 0 ? "--window takes" : "the index holds", win > 0 ? "embedding frames" : ikind);
+    }
+    int64_t len = fr->ndim == 1 ? fr->shape[0] : -1;
+    if (len != (win > 0 ? qd : d))
+        cli_die(CLI_EXIT_DATA, "%s: track \"%s\": dimension mismatch: a %s frame of %s%lld values, the "
+                "index holds vectors of %d%s", name, fr->track, fr->kind, fr->ndim == 1 ? "" : "rank > 1, ",
+                (long long)(fr->ndim == 1 ? fr->shape[0] : (int64_t)cmr_frame_numel(fr)), d,
+                win > 0 && is_summary ? " (summaries: the window's mean and std)" : "");
+    if (!cmr_all_finite(fr->data, (size_t)len))
+        cli_die(CLI_EXIT_DATA, "%s: track \"%s\": %s frame %lld has a NaN or infinite value", name,
+                fr->track, fr->kind, (long long)fr->index);
+}
+
+/* the output's start: the header frame with the query's parameters, or the
+ * TSV header line */
+static void query_start(struct query_out *o, struct cmr_frame *hdr, const char *index_path, int excl,
+                        double win, double every, int force)
+{
+    if (o->mode == OUT_FRAMES) {
+        o->w = cli_stdout_writer(force);
+        cmr_frame_stage_param(hdr, "index", "%s", index_path);
+        cmr_frame_stage_param(hdr, "k", "%d", o->k);
+        cmr_frame_stage_param(hdr, "exclude_self", "%d", excl);
+        if (win > 0) {
+            cmr_frame_stage_param(hdr, "window", "%g", win);
+            cmr_frame_stage_param(hdr, "every", "%g", every);
+        }
+        cli_put(o->w, hdr);
+    } else if (o->mode == OUT_TSV) {
+        printf("query_track\trank\ttrack\tscore\n");
+    }
+}
+
 static int cmd_query(const char *index_path, const char *input, int k, int excl, int mode, int ef,
                      int nprobe, double win, double every, int force)
 {
@@ -340,19 +433,7 @@ static int cmd_query(const char *index_path, const char *input, int k, int excl,
     cli_read_header(rd, &hdr);
     struct query_out o = {.mode = mode, .k = k};
     cmr_frame_init(&o.fr);
-    if (mode == OUT_FRAMES) {
-        o.w = cli_stdout_writer(force);
-        cmr_frame_stage_param(&hdr, "index", "%s", index_path);
-        cmr_frame_stage_param(&hdr, "k", "%d", k);
-        cmr_frame_stage_param(&hdr, "exclude_self", "%d", excl);
-        if (win > 0) {
-            cmr_frame_stage_param(&hdr, "window", "%g", win);
-            cmr_frame_stage_param(&hdr, "every", "%g", every);
-        }
-        cli_put(o.w, &hdr);
-    } else if (mode == OUT_TSV) {
-        printf("query_track\trank\ttrack\tscore\n");
-    }
+    query_start(&o, &hdr, index_path, excl, win, every, force);
     int64_t *pos = malloc(sizeof(int64_t) * (size_t)k);
     float *score = malloc(sizeof(float) * (size_t)k);
     float *qv = malloc(sizeof(float) * (size_t)d);
@@ -371,63 +452,15 @@ static int cmd_query(const char *index_path, const char *input, int k, int excl,
             w.n = w.head = 0; /* a new track starts a new window */
             continue;
         }
-        const char *want = win > 0 ? "embedding" : ikind;
-        if (strcmp(fr.kind, want)) {
-            if (strcmp(fr.kind, "summary") && strcmp(fr.kind, "embedding"))
-                cli_wrong_kind(&fr, want);
-            cli_die(CLI_EXIT_DATA, "%s: track \"%s\": a %s frame, but %s %s", name, fr.track, fr.kind,
-                    win > 0 ? "--window takes" : "the index holds", win > 0 ? "embedding frames" : ikind);
-        }
-        int64_t len = fr.ndim == 1 ? fr.shape[0] : -1;
-        if (len != (win > 0 ? qd : d))
-            cli_die(CLI_EXIT_DATA, "%s: track \"%s\": dimension mismatch: a %s frame of %s%lld values, the "
-                    "index holds vectors of %d%s", name, fr.track, fr.kind, fr.ndim == 1 ? "" : "rank > 1, ",
-                    (long long)(fr.ndim == 1 ? fr.shape[0] : (int64_t)cmr_frame_numel(&fr)), d,
-                    win > 0 && is_summary ? " (summaries: the window's mean and std)" : "");
-        if (!cmr_all_finite(fr.data, (size_t)len))
-            cli_die(CLI_EXIT_DATA, "%s: track \"%s\": %s frame %lld has a NaN or infinite value", name,
-                    fr.track, fr.kind, (long long)fr.index);
+        check_query_frame(&fr, name, ikind, d, qd, win, is_summary);
         double t = -1;
         if (win > 0) {
             t = frame_time(&fr);
-            if (w.n == w.cap) { /* grow the ring, oldest first */
-                int64_t cap = w.cap ? 2 * w.cap : 16;
-                float *r = malloc(sizeof(float) * (size_t)cap * qd);
-                double *tt = malloc(sizeof(double) * (size_t)cap);
-                if (!r || !tt)
-                    cli_die(CLI_EXIT_DATA, "out of memory");
-                for (int64_t i = 0; i < w.n; i++) {
-                    int64_t j = (w.head + i) % w.cap;
-                    memcpy(r + i * qd, w.rows + j * qd, sizeof(float) * (size_t)qd);
-                    tt[i] = w.t[j];
-                }
-                free(w.rows);
-                free(w.t);
-                w.rows = r;
-                w.t = tt;
-                w.cap = cap;
-                w.head = 0;
-            }
-            int64_t j = (w.head + w.n) % w.cap;
-            memcpy(w.rows + j * qd, fr.data, sizeof(float) * (size_t)qd);
-            w.t[j] = t;
-            w.n++;
-            while (w.n > 1 && w.t[w.head] <= t - win) {
-                w.head = (w.head + 1) % w.cap;
-                w.n--;
-            }
+            window_push(&w, &fr, t, win);
             if (w.n > 1 && t - w.last_emit < every)
                 continue;
             w.last_emit = t;
-            cmr_summary_reset(w.sum);
-            for (int64_t i = 0; i < w.n; i++)
-                if (cmr_summary_add(w.sum, w.rows + ((w.head + i) % w.cap) * qd, 1, &err))
-                    cli_die(CLI_EXIT_DATA, "%s", err.msg);
-            float *tmp = malloc(sizeof(float) * 2 * (size_t)qd);
-            if (!tmp || cmr_summary_get(w.sum, tmp, &err))
-                cli_die(CLI_EXIT_DATA, "out of memory");
-            memcpy(qv, tmp, sizeof(float) * (size_t)d); /* mean, or mean and std */
-            free(tmp);
+            window_vector(&w, qv, d);
         } else {
             memcpy(qv, fr.data, sizeof(float) * (size_t)d);
         }
@@ -478,7 +511,16 @@ static int cmd_info(const char *path)
     return CLI_EXIT_OK;
 }
 
-int main(int argc, char **argv)
+/* the command line after the command's name */
+struct options {
+    struct cmr_index_cfg cfg;
+    const char *out, *index;
+    int k, excl, mode, ef, nprobe, force;
+    int set_build, set_query; /* an option of build, of query, was given */
+    double win, every;
+};
+
+static void parse_options(struct options *o, int argc, char **argv)
 {
     enum { O_HNSW_M = 256, O_EFC, O_EFS, O_FLOAT, O_NLIST, O_PQM, O_NPROBE, O_TSV, O_JSON, O_FORCE };
     static const struct option opts[] = {
@@ -505,52 +547,40 @@ int main(int argc, char **argv)
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
-    struct cmr_index_cfg cfg;
-    const char *out = NULL, *index = NULL;
-    int k = 10, excl = 0, mode = OUT_FRAMES, ef = 0, nprobe = 0, force = 0, c;
-    int set_build = 0, set_query = 0;
-    double win = 0, every = 5;
-
-    cli_init("cmr-index");
-    cmr_index_cfg_default(&cfg);
-    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
-        usage(stdout, CLI_EXIT_OK);
-    if (argc < 2)
-        cli_usage_error("a command is needed: build, add, query or info");
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "build") && strcmp(cmd, "add") && strcmp(cmd, "query") && strcmp(cmd, "info"))
-        cli_usage_error("unknown command '%s': build, add, query or info", cmd);
-    argv++;
-    argc--;
+    struct cmr_index_cfg *cfg = &o->cfg;
+    int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":o:i:T:M:k:xw:e:t:qvh", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': out = cli_nonempty("--out", "a file", optarg); break;
-        case 'i': index = cli_nonempty("--index", "a file", optarg); break;
+        case 'o': o->out = cli_nonempty("--out", "a file", optarg); break;
+        case 'i': o->index = cli_nonempty("--index", "a file", optarg); break;
         case 'T':
-            if ((cfg.type = cmr_index_type_parse(optarg)) < 0)
+            if ((cfg->type = cmr_index_type_parse(optarg)) < 0)
                 cli_usage_error("--type takes flat, hnsw or ivfpq, got '%s'", optarg);
-            set_build = 1;
+            o->set_build = 1;
             break;
         case 'M':
-            if ((cfg.metric = cmr_index_metric_parse(optarg)) < 0)
+            if ((cfg->metric = cmr_index_metric_parse(optarg)) < 0)
                 cli_usage_error("--metric takes cosine or l2, got '%s'", optarg);
-            set_build = 1;
+            o->set_build = 1;
             break;
-        case O_HNSW_M: cfg.hnsw_m = (int)cli_long("--hnsw-m", optarg, 2, 256); set_build = 1; break;
-        case O_EFC: cfg.ef_construction = (int)cli_long("--ef-construction", optarg, 1, 100000); set_build = 1; break;
-        case O_FLOAT: cfg.sq8 = 0; set_build = 1; break;
-        case O_NLIST: cfg.nlist = (int)cli_long("--nlist", optarg, 1, 1 << 20); set_build = 1; break;
-        case O_PQM: cfg.pq_m = (int)cli_long("--pq-m", optarg, 1, CMR_INDEX_MAX_DIM); set_build = 1; break;
-        case O_EFS: ef = (int)cli_long("--ef-search", optarg, 1, 100000); break;
-        case O_NPROBE: nprobe = (int)cli_long("--nprobe", optarg, 1, 1 << 20); break;
-        case 'k': k = (int)cli_long("-k", optarg, 1, CMR_INDEX_MAX_K); set_query = 1; break;
-        case 'x': excl = 1; set_query = 1; break;
-        case O_TSV: mode = OUT_TSV; set_query = 1; break;
-        case O_JSON: mode = OUT_JSON; set_query = 1; break;
-        case 'w': win = cli_double("--window", optarg, 0.001, 86400); set_query = 1; break;
-        case 'e': every = cli_double("--every", optarg, 0, 86400); set_query = 1; break;
-        case O_FORCE: force = 1; break;
+        case O_HNSW_M: cfg->hnsw_m = (int)cli_long("--hnsw-m", optarg, 2, 256); o->set_build = 1; break;
+        case O_EFC:
+            cfg->ef_construction = (int)cli_long("--ef-construction", optarg, 1, 100000);
+            o->set_build = 1;
+            break;
+        case O_FLOAT: cfg->sq8 = 0; o->set_build = 1; break;
+        case O_NLIST: cfg->nlist = (int)cli_long("--nlist", optarg, 1, 1 << 20); o->set_build = 1; break;
+        case O_PQM: cfg->pq_m = (int)cli_long("--pq-m", optarg, 1, CMR_INDEX_MAX_DIM); o->set_build = 1; break;
+        case O_EFS: o->ef = (int)cli_long("--ef-search", optarg, 1, 100000); break;
+        case O_NPROBE: o->nprobe = (int)cli_long("--nprobe", optarg, 1, 1 << 20); break;
+        case 'k': o->k = (int)cli_long("-k", optarg, 1, CMR_INDEX_MAX_K); o->set_query = 1; break;
+        case 'x': o->excl = 1; o->set_query = 1; break;
+        case O_TSV: o->mode = OUT_TSV; o->set_query = 1; break;
+        case O_JSON: o->mode = OUT_JSON; o->set_query = 1; break;
+        case 'w': o->win = cli_double("--window", optarg, 0.001, 86400); o->set_query = 1; break;
+        case 'e': o->every = cli_double("--every", optarg, 0, 86400); o->set_query = 1; break;
+        case O_FORCE: o->force = 1; break;
         case 't': cmr_faiss_threads((int)cli_long("--threads", optarg, 1, 1024)); break;
         case 'q': cli_quiet = 1; break;
         case 'v': cli_verbose = 1; break;
@@ -558,45 +588,26 @@ int main(int argc, char **argv)
         default: cli_bad_option(argv, c);
         }
     }
-    if (!strcmp(cmd, "info")) {
-        if (optind != argc - 1)
-            cli_usage_error("info takes one INDEX file");
-        return cmd_info(argv[optind]);
-    }
-    const char *input = cli_one_input(argc, argv);
-    if (strcmp(cmd, "build") && set_build)
-        cli_usage_error("--type, --metric and the build parameters go with build");
-    if (strcmp(cmd, "query") && set_query)
-        cli_usage_error("-k, --exclude-self, --tsv, --json, --window and --every go with query");
-    if (!strcmp(cmd, "build") ? index != NULL : out != NULL)
-        cli_usage_error("%s takes %s", cmd, !strcmp(cmd, "build") ? "--out INDEX" : "--index INDEX");
+}
+
+/* build: a new index of the catalogue, saved to o->out; add: the catalogue
+ * appended to the index o->index, saved in its place */
+static int cmd_build_add(const char *cmd, struct options *o, const char *input)
+{
     struct cmr_error err = {0};
-    if (!strcmp(cmd, "query")) {
-        if (!index)
-            cli_usage_error("query needs --index INDEX");
-        return cmd_query(index, input, k, excl, mode, ef, nprobe, win, every, force);
-    }
-    if (!strcmp(cmd, "build")) {
-        if (!out)
-            cli_usage_error("build needs --out INDEX");
-        const char *ins[1] = {input ? input : "-"};
-        if (cmr_output_check("--out", out, ins, 1, CMR_ATOMIC_STREAM, &err))
-            cli_die(CLI_EXIT_DATA, "%s", err.msg);
-    } else if (!index) {
-        cli_usage_error("add needs --index INDEX");
-    }
     struct catalogue cat;
     struct cmr_index *ix = NULL;
+    const char *out = o->out;
     if (!strcmp(cmd, "add"))
-        ix = load_index(index);
+        ix = load_index(o->index);
     read_catalogue(&cat, input);
     const char *name = input && strcmp(input, "-") ? input : "stdin";
     if (!strcmp(cmd, "build")) {
         if (cat.n == 0)
             cli_die(CLI_EXIT_DATA, "%s: the catalogue is empty: no summary or embedding frames", name);
-        cfg.ef_search = ef ? ef : cfg.ef_search;
-        cfg.nprobe = nprobe ? nprobe : cfg.nprobe;
-        ix = cmr_index_build(&cfg, cat.n, cat.d, cat.X, (const char *const *)cat.track, cat.meta, cat.n_meta,
+        o->cfg.ef_search = o->ef ? o->ef : o->cfg.ef_search;
+        o->cfg.nprobe = o->nprobe ? o->nprobe : o->cfg.nprobe;
+        ix = cmr_index_build(&o->cfg, cat.n, cat.d, cat.X, (const char *const *)cat.track, cat.meta, cat.n_meta,
                              cat.kind, &err);
         if (!ix)
             cli_die(CLI_EXIT_DATA, "%s: %s", name, err.msg);
@@ -613,7 +624,7 @@ int main(int argc, char **argv)
             if (cmr_index_add(ix, cat.n, cat.X, (const char *const *)cat.track, cat.meta, cat.n_meta, &err))
                 cli_die(CLI_EXIT_DATA, "%s: %s", name, err.msg);
         }
-        out = index;
+        out = o->index;
     }
     if (cmr_index_save(ix, out, &err))
         cli_die(CLI_EXIT_DATA, "%s", err.msg);
@@ -623,4 +634,50 @@ int main(int argc, char **argv)
     cmr_index_free(ix);
     cli_finish_stdout();
     return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {.k = 10, .mode = OUT_FRAMES, .every = 5};
+
+    cli_init("cmr-index");
+    cmr_index_cfg_default(&o.cfg);
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
+        usage(stdout, CLI_EXIT_OK);
+    if (argc < 2)
+        cli_usage_error("a command is needed: build, add, query or info");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "build") && strcmp(cmd, "add") && strcmp(cmd, "query") && strcmp(cmd, "info"))
+        cli_usage_error("unknown command '%s': build, add, query or info", cmd);
+    argv++;
+    argc--;
+    parse_options(&o, argc, argv);
+    if (!strcmp(cmd, "info")) {
+        if (optind != argc - 1)
+            cli_usage_error("info takes one INDEX file");
+        return cmd_info(argv[optind]);
+    }
+    const char *input = cli_one_input(argc, argv);
+    if (strcmp(cmd, "build") && o.set_build)
+        cli_usage_error("--type, --metric and the build parameters go with build");
+    if (strcmp(cmd, "query") && o.set_query)
+        cli_usage_error("-k, --exclude-self, --tsv, --json, --window and --every go with query");
+    if (!strcmp(cmd, "build") ? o.index != NULL : o.out != NULL)
+        cli_usage_error("%s takes %s", cmd, !strcmp(cmd, "build") ? "--out INDEX" : "--index INDEX");
+    struct cmr_error err = {0};
+    if (!strcmp(cmd, "query")) {
+        if (!o.index)
+            cli_usage_error("query needs --index INDEX");
+        return cmd_query(o.index, input, o.k, o.excl, o.mode, o.ef, o.nprobe, o.win, o.every, o.force);
+    }
+    if (!strcmp(cmd, "build")) {
+        if (!o.out)
+            cli_usage_error("build needs --out INDEX");
+        const char *ins[1] = {input ? input : "-"};
+        if (cmr_output_check("--out", o.out, ins, 1, CMR_ATOMIC_STREAM, &err))
+            cli_die(CLI_EXIT_DATA, "%s", err.msg);
+    } else if (!o.index) {
+        cli_usage_error("add needs --index INDEX");
+    }
+    return cmd_build_add(cmd, &o, input);
 }

@@ -762,30 +762,29 @@ static int get_str(const unsigned char **p, const unsigned char *end, char **out
     return 0;
 }
 
-struct cmr_index *cmr_index_load_mem(const void *buf, size_t len, const char *name, struct cmr_error *err)
+/* the whole file: its magic, version, length and CRC-32. 0, or -1 with err set */
+static int load_check_file(const unsigned char *b, size_t len, const char *name, struct cmr_error *err)
 {
-    const unsigned char *b = buf, *p, *end;
-    struct cmr_index *ix = NULL;
     if (len < 4 || memcmp(b, CMR_INDEX_MAGIC, 4)) {
         cmr_error_set(err, CMR_EFORMAT, "%s: not a cmr index file (no \"" CMR_INDEX_MAGIC "\" magic)", name);
-        return NULL;
+        return -1;
     }
     if (len < HEADER_BYTES + 12) {
         cmr_error_set(err, CMR_EFORMAT, "%s: truncated index file: %zu bytes", name, len);
-        return NULL;
+        return -1;
     }
     uint32_t version = rd32(b + 4);
     if (version != CMR_INDEX_VERSION) {
         cmr_error_set(err, version > CMR_INDEX_VERSION ? CMR_EVERSION : CMR_EFORMAT,
                       "%s: index format version %u, this build reads version %d%s", name, version,
                       CMR_INDEX_VERSION, version > CMR_INDEX_VERSION ? " (a newer cmr wrote it)" : "");
-        return NULL;
+        return -1;
     }
     uint64_t total = rd64(b + 96);
     if (total != len) {
         cmr_error_set(err, CMR_EFORMAT, "%s: %s index file: %zu bytes, its header says %llu", name,
                       len < total ? "truncated" : "corrupt", len, (unsigned long long)total);
-        return NULL;
+        return -1;
     }
     uLong crc = crc32(0, Z_NULL, 0);
     for (size_t off = 0; off < len - 4;) {
@@ -795,8 +794,16 @@ struct cmr_index *cmr_index_load_mem(const void *buf, size_t len, const char *na
     }
     if ((uint32_t)crc != rd32(b + len - 4)) {
         cmr_error_set(err, CMR_EFORMAT, "%s: corrupt index file: CRC-32 mismatch", name);
-        return NULL;
+        return -1;
     }
+    return 0;
+}
+
+/* the header's fields: an empty index of its configuration, dimension and
+ * kind, *n its track count; NULL with err set if they are out of range */
+static struct cmr_index *load_header(const unsigned char *b, size_t len, const char *name, uint64_t *n,
+                                     struct cmr_error *err)
+{
     struct cmr_index_cfg cfg;
     cmr_index_cfg_default(&cfg);
     int d = (int)rd32(b + 8);
@@ -808,15 +815,74 @@ struct cmr_index *cmr_index_load_mem(const void *buf, size_t len, const char *na
         *params[i] = (int32_t)rd32(b + 20 + 4 * i);
     char kind[CMR_KIND_MAX] = {0};
     memcpy(kind, b + 48, CMR_KIND_MAX - 1);
-    uint64_t n = rd64(b + 80);
+    *n = rd64(b + 80);
     struct cmr_error e = {0};
     if (rd32(b + 8) > CMR_INDEX_MAX_DIM || check_cfg(&cfg, d, &e) || cfg.sq8 < 0 || cfg.sq8 > 1 ||
-        !kind[0] || b[48 + CMR_KIND_MAX - 1] || n < 1 || n > (len - HEADER_BYTES) / 8) {
+        !kind[0] || b[48 + CMR_KIND_MAX - 1] || *n < 1 || *n > (len - HEADER_BYTES) / 8) {
         cmr_error_set(err, CMR_EFORMAT, "%s: corrupt index file: bad header%s%s", name, e.msg[0] ? ": " : "",
                       e.msg);
         return NULL;
     }
-    if (!(ix = index_alloc(&cfg, d, kind, err)))
+    return index_alloc(&cfg, d, kind, err);
+}
+
+/* the tracks section at *p, bounded by end: n ids, each with its metadata,
+ * appended to ix; *p moves past it. 0, or -1 with err set */
+static int load_tracks(struct cmr_index *ix, uint64_t n, const unsigned char **p, const unsigned char *end,
+                       const char *name, struct cmr_error *err)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        char *t = NULL;
+        int r = get_str(p, end, &t);
+        if (r)
+            goto bad_str;
+        ix->track[ix->n] = t;
+        ix->meta[ix->n] = NULL;
+        ix->n_meta[ix->n] = 0;
+        ix->n++;
+        if (end - *p < 4 || rd32(*p) > CMR_FRAME_MAX_ENTRIES || rd32(*p) > (uint64_t)(end - *p) / 8)
+            goto corrupt;
+        int nm = (int)rd32(*p);
+        *p += 4;
+        if (nm && !(ix->meta[ix->n - 1] = calloc((size_t)nm, sizeof(struct cmr_kv)))) {
+            cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", name);
+            return -1;
+        }
+        for (int j = 0; j < nm; j++) {
+            struct cmr_kv *kv = &ix->meta[ix->n - 1][j];
+            if ((r = get_str(p, end, &kv->key)) || (r = get_str(p, end, &kv->val))) {
+                free(kv->key);
+                kv->key = NULL;
+                goto bad_str;
+            }
+            ix->n_meta[ix->n - 1]++;
+        }
+        if (cmr_index_find(ix, t) >= 0) {
+            cmr_error_set(err, CMR_EFORMAT, "%s: corrupt index file: track \"%s\" twice", name, t);
+            return -1;
+        }
+        slot_put(ix, ix->n - 1);
+        continue;
+    bad_str:
+        if (r == -2) {
+            cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", name);
+            return -1;
+        }
+        goto corrupt;
+    }
+    return 0;
+corrupt:
+    cmr_error_set(err, CMR_EFORMAT, "%s: corrupt index file: inconsistent sizes", name);
+    return -1;
+}
+
+struct cmr_index *cmr_index_load_mem(const void *buf, size_t len, const char *name, struct cmr_error *err)
+{
+    const unsigned char *b = buf, *p, *end;
+    struct cmr_index *ix = NULL;
+    uint64_t n;
+    struct cmr_error e = {0};
+    if (load_check_file(b, len, name, err) || !(ix = load_header(b, len, name, &n, err)))
         return NULL;
     memcpy(&ix->max_norm, b + 88, 8);
     if (!isfinite(ix->max_norm) || ix->max_norm < 0)
@@ -828,45 +894,8 @@ struct cmr_index *cmr_index_load_mem(const void *buf, size_t len, const char *na
     }
     p = b + HEADER_BYTES;
     end = b + len - 4;
-    for (uint64_t i = 0; i < n; i++) {
-        char *t = NULL;
-        int r = get_str(&p, end, &t);
-        if (r)
-            goto bad_str;
-        ix->track[ix->n] = t;
-        ix->meta[ix->n] = NULL;
-        ix->n_meta[ix->n] = 0;
-        ix->n++;
-        if (end - p < 4 || rd32(p) > CMR_FRAME_MAX_ENTRIES || rd32(p) > (uint64_t)(end - p) / 8)
-            goto corrupt;
-        int nm = (int)rd32(p);
-        p += 4;
-        if (nm && !(ix->meta[ix->n - 1] = calloc((size_t)nm, sizeof(struct cmr_kv)))) {
-            cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", name);
-            goto fail;
-        }
-        for (int j = 0; j < nm; j++) {
-            struct cmr_kv *kv = &ix->meta[ix->n - 1][j];
-            if ((r = get_str(&p, end, &kv->key)) || (r = get_str(&p, end, &kv->val))) {
-                free(kv->key);
-                kv->key = NULL;
-                goto bad_str;
-            }
-            ix->n_meta[ix->n - 1]++;
-        }
-        if (cmr_index_find(ix, t) >= 0) {
-            cmr_error_set(err, CMR_EFORMAT, "%s: corrupt index file: track \"%s\" twice", name, t);
-            goto fail;
-        }
-        slot_put(ix, ix->n - 1);
-        continue;
-    bad_str:
-        if (r == -2) {
-            cmr_error_set(err, CMR_ENOMEM, "%s: out of memory", name);
-            goto fail;
-        }
-        goto corrupt;
-    }
+    if (load_tracks(ix, n, &p, end, name, err))
+        goto fail;
     if (end - p < 8 || rd64(p) != (uint64_t)(end - p) - 8)
         goto corrupt;
     p += 8;
@@ -875,7 +904,7 @@ struct cmr_index *cmr_index_load_mem(const void *buf, size_t len, const char *na
                       e.msg);
         goto fail;
     }
-    if (cmr_faiss_dim(ix->f) != d || cmr_faiss_ntotal(ix->f) != (int64_t)n || !cmr_faiss_is_trained(ix->f))
+    if (cmr_faiss_dim(ix->f) != ix->d || cmr_faiss_ntotal(ix->f) != (int64_t)n || !cmr_faiss_is_trained(ix->f))
         goto corrupt;
     return ix;
 corrupt:
