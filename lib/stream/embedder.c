@@ -148,6 +148,8 @@ static int run(struct cmr_embedder *e, struct cmr_error *err)
     size_t cap = e->cap_out;
     if (rc != CMR_OK)
         return rc;
+    if (n == 0) /* nothing ran (v may be NULL) */
+        return CMR_OK;
     if (e->head > 0) { /* drop the embeddings taken */
         memmove(e->out, e->out + e->head * (size_t)e->dim, (e->n_out - e->head) * (size_t)e->dim * sizeof(float));
         memmove(e->out_start, e->out_start + e->head, (e->n_out - e->head) * sizeof(int64_t));
