@@ -440,8 +440,12 @@ static int cmd_query(const char *index_path, const char *input, int k, int excl,
     struct window w = {.d = qd};
     if (!pos || !score || !qv)
         cli_die(CLI_EXIT_DATA, "out of memory");
+    cli_keep(pos); /* until exit: a bad frame below ends the program with cli_die */
+    cli_keep(score);
+    cli_keep(qv);
     if (win > 0 && !(w.sum = cmr_summary_new(qd, &err)))
         cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, CMR_ENOMEM));
+    cli_keep(w.sum);
     int64_t queries = 0;
     while (cli_next(rd, &fr)) {
         if (fr.type == CMR_FRAME_HEADER)
