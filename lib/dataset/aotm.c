@@ -249,6 +249,8 @@ static void aotm_free(struct aotm *a)
         free(a->mem[i].playlist);
     }
     free(a->mem);
+    for (size_t i = 0; i < a->n_cur; i++) /* a playlist cut short by an error */
+        free(a->cur[i]);
     free(a->cur);
     cmr_ds_map_free(&a->paths);
     cmr_ds_map_free(&a->ok_audio);
