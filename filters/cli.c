@@ -233,3 +233,17 @@ void cli_wrong_kind(const struct cmr_frame *fr, const char *expected)
     cli_die(CLI_EXIT_DATA, "track \"%s\": expected %s frames, got \"%s\" (frame %lld of the track)",
             fr->track ? fr->track : "?", expected, fr->kind, (long long)fr->index);
 }
+
+void cli_read_vectors(struct cmr_reader *rd, struct cmr_vectors *vs)
+{
+    struct cmr_error err = {0};
+    cmr_vectors_init(vs);
+    int rc = cmr_vectors_read(vs, rd, &err);
+    if (rc != CMR_OK)
+        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
+    if (vs->n_failed)
+        cli_warn("%d track%s failed upstream and %s left out", vs->n_failed, vs->n_failed == 1 ? "" : "s",
+                 vs->n_failed == 1 ? "is" : "are");
+    if (vs->n == 0)
+        cli_die(CLI_EXIT_DATA, "no vectors in the input");
+}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdnoreturn.h>
 
+#include "eval/vectors.h"
 #include "frame.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_DATA = 1, CLI_EXIT_USAGE = 2 };
@@ -68,5 +69,9 @@ struct cmr_writer *cli_stdout_writer(int force);
 
 /* a tensor frame of an unexpected kind: exit 1 with the frame's position */
 noreturn void cli_wrong_kind(const struct cmr_frame *fr, const char *expected);
+
+/* reads every vector of the stream (cmr-knn, cmr-probe): a read error exits
+ * 1, tracks that failed upstream are counted in one warning, none is exit 1 */
+void cli_read_vectors(struct cmr_reader *rd, struct cmr_vectors *vs);
 
 #endif

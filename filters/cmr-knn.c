@@ -361,15 +361,8 @@ int main(int argc, char **argv)
     cli_read_header(rd, &hdr);
     struct cmr_vectors vs;
     struct cmr_error err = {0};
-    cmr_vectors_init(&vs);
-    int rc = cmr_vectors_read(&vs, rd, &err);
-    if (rc != CMR_OK)
-        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
-    if (vs.n_failed)
-        cli_warn("%d track%s failed upstream and %s left out", vs.n_failed, vs.n_failed == 1 ? "" : "s",
-                 vs.n_failed == 1 ? "is" : "are");
-    if (vs.n == 0)
-        cli_die(CLI_EXIT_DATA, "no vectors in the input");
+    int rc;
+    cli_read_vectors(rd, &vs);
     char **col = NULL;
     if (o.pl_file) {
         int missing = 0;
