@@ -89,6 +89,11 @@ static noreturn void usage(FILE *f, int code)
         "  -c, --checkpoint-every N also write FILE every N steps [100] (0: only at the end)\n"
         "  -l, --log FILE           TSV, one row per step: step epoch loss acc lr seg_per_s\n"
         "                           elapsed_s\n"
+        "      --snapshots DIR      also keep the checkpoint as it stands after each\n"
+        "                           epoch, as DIR/epoch-NNNN.cmr (NNNN as --log numbers\n"
+        "                           epochs, from 0): for validation curves (cmr-train\n"
+        "                           --eval) or to go back to an earlier epoch\n"
+        "      --snapshot-every N   only after every N-th epoch [1]\n"
         "Evaluation:\n"
         "      --eval MODEL         no training: MODEL in inference mode (batch norm's\n"
         "                           running statistics) on the input's examples, in\n"
@@ -144,6 +149,8 @@ struct run {
     int64_t segs_epoch;         /* segments trained in the epoch in progress (this process) */
     double t_epoch;             /* when this process's part of that epoch started */
     int64_t saved_step;         /* step of the last checkpoint written, -1 if none */
+    const char *snap_dir;       /* --snapshots: a copy of the checkpoint after every */
+    long snap_every;            /* snap_every-th epoch */
     int eval;                   /* --eval: sums of the evaluated batches */
     int64_t ev_examples, ev_batches, ev_correct, ev_total;
     double ev_loss, ev_chance;
@@ -160,6 +167,19 @@ static void save(struct run *r)
     r->saved_step = r->m->train.step;
     if (r->d)
         train_mpi_checkpoint(r->out, r->saved_step);
+}
+
+/* --snapshots: DIR/epoch-NNNN.cmr, the checkpoint as it stands after epoch
+ * NNNN (0-based, as --log numbers them), written atomically as --out is */
+static void snapshot(struct run *r, int64_t epoch)
+{
+    char path[4096];
+    struct cmr_error err = {0};
+    if (snprintf(path, sizeof path, "%s/epoch-%04" PRId64 ".cmr", r->snap_dir, epoch) >= (int)sizeof path)
+        cli_die(CLI_EXIT_USAGE, "--snapshots: the path %s is too long", r->snap_dir);
+    int rc = r->d ? cmr_dist_save(r->d, path, &err) : cmr_train_save(r->t, path, &err);
+    if (rc)
+        cli_die(CLI_EXIT_DATA, "--snapshots: %s", cmr_error_text(&err, rc));
 }
 
 static void progress_clear(struct run *r)
@@ -258,8 +278,10 @@ static void end_epoch(struct run *r)
             fprintf(stderr, "%s: epoch %" PRId64 ": nothing trained (%" PRId64 " example%s dropped)\n",
                     cli_prog, e.epoch, e.dropped, e.dropped == 1 ? "" : "s");
     }
+    if (r->snap_dir && e.examples && (e.epoch + 1) % r->snap_every == 0)
+        snapshot(r, e.epoch);
     r->segs_epoch = 0;
-    r->t_epoch = t;
+    r->t_epoch = cmr_now(); /* the snapshot's write is not the next epoch's time */
 }
 
 /* --resume: keeps the log's header and its rows up to `step` (rows a killed
@@ -341,7 +363,7 @@ struct opts {
 static void parse_options(int argc, char **argv, struct opts *o, struct run *r)
 {
     enum { O_CONTEXT = 256, O_PREDICT, O_STATS, O_INIT, O_RESUME, O_LR, O_PATIENCE, O_FACTOR, O_MAXLOSS, O_EVAL,
-           O_MPI, O_SYNC_BN, O_MPI_INPUT, O_MPI_CHECK };
+           O_MPI, O_SYNC_BN, O_MPI_INPUT, O_MPI_CHECK, O_SNAPSHOTS, O_SNAPSHOT_EVERY };
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
         {"width", required_argument, NULL, 'w'},
@@ -363,6 +385,8 @@ static void parse_options(int argc, char **argv, struct opts *o, struct run *r)
         {"out", required_argument, NULL, 'o'},
         {"checkpoint-every", required_argument, NULL, 'c'},
         {"log", required_argument, NULL, 'l'},
+        {"snapshots", required_argument, NULL, O_SNAPSHOTS},
+        {"snapshot-every", required_argument, NULL, O_SNAPSHOT_EVERY},
         {"mpi", no_argument, NULL, O_MPI},
         {"sync-bn", no_argument, NULL, O_SYNC_BN},
         {"mpi-input", required_argument, NULL, O_MPI_INPUT},
@@ -396,6 +420,8 @@ static void parse_options(int argc, char **argv, struct opts *o, struct run *r)
         case 'o': r->out = optarg; break;
         case 'c': r->every = cli_long("--checkpoint-every", optarg, 0, 1000000000); break;
         case 'l': o->log_path = optarg; break;
+        case O_SNAPSHOTS: r->snap_dir = optarg; break;
+        case O_SNAPSHOT_EVERY: r->snap_every = cli_long("--snapshot-every", optarg, 1, 1000000000); break;
         case O_MPI: o->mpi = 1; break;
         case O_SYNC_BN: o->dc.sync_bn = mpi_opts = 1; break;
         case O_MPI_INPUT:
@@ -423,6 +449,12 @@ static void parse_options(int argc, char **argv, struct opts *o, struct run *r)
         cli_usage_error("--sync-bn, --mpi-input and --mpi-check go with --mpi");
     if (o->mpi && o->eval_path)
         cli_usage_error("--eval runs in one process: no --mpi");
+    if (r->snap_every && !r->snap_dir)
+        cli_usage_error("--snapshot-every goes with --snapshots DIR");
+    if (r->snap_dir && o->eval_path)
+        cli_usage_error("--eval writes nothing: no --snapshots");
+    if (!r->snap_every)
+        r->snap_every = 1;
     o->kind = CMR_MODEL_ENCODER;
     if (o->kind_s) {
         if (!strcmp(o->kind_s, "siamese"))
@@ -446,6 +478,13 @@ static void check_outputs(const struct opts *o, const struct run *r)
     if (cmr_output_check("--out", r->out, ins_out, 4, 0, &err) ||
         (o->log_path && cmr_output_check("--log", o->log_path, ins_log, 5, CMR_ATOMIC_STREAM, &err)))
         cli_die(err.code == CMR_EINVAL ? CLI_EXIT_USAGE : CLI_EXIT_DATA, "%s", err.msg);
+    struct stat sb;
+    if (r->snap_dir) {
+        if (stat(r->snap_dir, &sb) != 0)
+            cli_die(CLI_EXIT_DATA, "--snapshots %s: %s", r->snap_dir, strerror(errno));
+        if (!S_ISDIR(sb.st_mode) || access(r->snap_dir, W_OK | X_OK) != 0)
+            cli_die(CLI_EXIT_DATA, "--snapshots %s: not a writable directory", r->snap_dir);
+    }
 }
 
 /* the input standardisation (--stats) */

@@ -292,6 +292,32 @@ epoch_means() {
     [[ "$stderr" == *"no batch of >= 2 examples"* ]]
 }
 
+@test "train: --snapshots keeps the checkpoint of every (N-th) epoch; the last one is --out" {
+    mkpairs --tracks 8 --epochs 4 > "$TMP/p.cmr"
+    mkdir "$TMP/snap" "$TMP/snap2"
+    run -0 --separate-stderr cmr train "${TINY[@]}" --seed 1 --snapshots "$TMP/snap" --out "$TMP/m.cmr" "$TMP/p.cmr"
+    [ "$(ls "$TMP/snap")" = "$(printf 'epoch-0000.cmr\nepoch-0001.cmr\nepoch-0002.cmr\nepoch-0003.cmr')" ]
+    cmp "$TMP/snap/epoch-0003.cmr" "$TMP/m.cmr"
+    run -0 cmr model info "$TMP/snap/epoch-0001.cmr"
+    [[ "$output" == *"step 4, epoch 2"* ]]
+    # the same run without snapshots gives the same model: a snapshot changes nothing
+    cmr train "${TINY[@]}" --seed 1 --out "$TMP/plain.cmr" "$TMP/p.cmr"
+    cmp "$TMP/plain.cmr" "$TMP/m.cmr"
+    cmr train "${TINY[@]}" --seed 1 --snapshots "$TMP/snap2" --snapshot-every 3 --out "$TMP/m2.cmr" "$TMP/p.cmr"
+    [ "$(ls "$TMP/snap2")" = epoch-0002.cmr ]
+    run -0 --separate-stderr cmr train --eval "$TMP/snap/epoch-0000.cmr" --batch 4 "$TMP/p.cmr"
+    [[ "${lines[1]}" == "$(printf '32\t8\t')"* ]]
+    run -1 --separate-stderr cmr train "${TINY[@]}" --snapshots "$TMP/none" --out "$TMP/x.cmr" "$TMP/p.cmr"
+    [[ "$stderr" == "cmr-train: --snapshots $TMP/none: No such file or directory" ]]
+    [ ! -e "$TMP/x.cmr" ]
+    run -1 --separate-stderr cmr train "${TINY[@]}" --snapshots "$TMP/p.cmr" --out "$TMP/x.cmr" "$TMP/p.cmr"
+    [[ "$stderr" == *"not a writable directory"* ]]
+    run -2 --separate-stderr cmr train "${TINY[@]}" --snapshot-every 2 --out "$TMP/x.cmr" "$TMP/p.cmr"
+    [[ "$stderr" == *"--snapshot-every goes with --snapshots DIR"* ]]
+    run -2 --separate-stderr cmr train --eval "$TMP/m.cmr" --snapshots "$TMP/snap" "$TMP/p.cmr"
+    [[ "$stderr" == *"--eval writes nothing: no --snapshots"* ]]
+}
+
 @test "train: the first steps' losses match PyTorch's from the same weights (tests/ref/train-torch-steps.tsv)" {
     local ref="$CMR_SRCDIR/tests/ref/train-torch-steps.tsv"
     for spec in "siamese pair 2" "multi pair 2" "cpc sequence 3"; do
