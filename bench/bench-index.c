@@ -4,7 +4,7 @@
  *
  *   bench-index --n N --d D --type flat|hnsw|ivfpq [--nq 200] [--k 10]
  *               [--gt FILE] [--hnsw-m M] [--ef-construction N] [--ef-search N,...]
- *               [--float-storage] [--nlist N] [--pq-m M] [--nprobe N,...]
+ *               [--float-storage] [--nlist N] [--pq-m M] [--nprobe N,...] [--refine R,...]
  *               [--dir DIR] [--threads T] [--seed S]
  *
  * Data: C = 1000 clusters of intrinsic dimension 16 (see gen() below);
@@ -13,7 +13,8 @@
  * --gt FILE: the exact top k of every query (written by the flat run when the
  * file does not exist, read by the others to compute recall@k).
  * A list of --ef-search or --nprobe values gives one row per value, over the
- * same index. Prints one TSV row per value:
+ * same index; with --refine (ivfpq re-ranked by 8-bit codes, built with the
+ * list's first value), one row per nprobe and refine. Prints one TSV row per value:
  *   d n type params build_s build_cpu_s bytes_per_vector mem_mb peak_mb qps qps_cpu recall@k
  * build_cpu_s and qps_cpu count the process's CPU time instead of the wall
  * clock: on a loaded machine they say what the index costs, the wall clock
@@ -107,13 +108,13 @@ int main(int argc, char **argv)
         {"ef-search", required_argument, NULL, 'E'}, {"float-storage", no_argument, NULL, 'F'},
         {"nlist", required_argument, NULL, 'L'}, {"pq-m", required_argument, NULL, 'P'},
         {"nprobe", required_argument, NULL, 'N'}, {"dir", required_argument, NULL, 'D'},
-        {"threads", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 's'},
+        {"refine", required_argument, NULL, 'R'}, {"threads", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 's'},
         {NULL, 0, NULL, 0}};
     struct cmr_index_cfg cfg;
     cmr_index_cfg_default(&cfg);
     int64_t n = 100000;
     int d = 128, nq = 200, k = 10, c;
-    const char *gt = NULL, *dir = "/tmp", *sweep = NULL;
+    const char *gt = NULL, *dir = "/tmp", *sweep = NULL, *refines = "0";
     uint64_t seed = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -133,6 +134,7 @@ int main(int argc, char **argv)
         case 'L': cfg.nlist = atoi(optarg); break;
         case 'P': cfg.pq_m = atoi(optarg); break;
         case 'N': cfg.nprobe = atoi(optarg); sweep = optarg; break;
+        case 'R': cfg.refine = atoi(optarg); refines = optarg; break;
         case 'D': dir = optarg; break;
         case 't': cmr_faiss_threads(atoi(optarg)); break;
         case 's': seed = strtoull(optarg, NULL, 10); break;
@@ -214,13 +216,16 @@ int main(int argc, char **argv)
 
     int64_t *pos = malloc(sizeof(int64_t) * (size_t)nq * k);
     float *score = malloc(sizeof(float) * (size_t)nq * k);
-    /* one row per query-time value: --ef-search 64,128 or --nprobe 16,64 */
+    /* one row per query-time value: --ef-search 64,128 or --nprobe 16,64
+     * (times --refine 2,8) */
     char *list = strdup(sweep ? sweep : "0"), *save = NULL;
     for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int v = atoi(tok);
-        if (cfg.type == CMR_INDEX_HNSW && cmr_index_set_search(ix, v, 0, &err))
+      char *rlist = strdup(refines), *rsave = NULL;
+      for (char *rtok = strtok_r(rlist, ",", &rsave); rtok; rtok = strtok_r(NULL, ",", &rsave)) {
+        int v = atoi(tok), rf = atoi(rtok);
+        if (cfg.type == CMR_INDEX_HNSW && cmr_index_set_search(ix, v, 0, 0, &err))
             die(err.msg);
-        if (cfg.type == CMR_INDEX_IVFPQ && cmr_index_set_search(ix, 0, v, &err))
+        if (cfg.type == CMR_INDEX_IVFPQ && cmr_index_set_search(ix, 0, v, rf, &err))
             die(err.msg);
         double t0 = now(), c0 = cpu_now();
         if (cmr_index_search(ix, nq, Q, k, NULL, pos, score, NULL, &err))
@@ -257,6 +262,8 @@ int main(int argc, char **argv)
             printf("%d", cq->ef_search);
         else if (cfg.type == CMR_INDEX_IVFPQ)
             printf("%d", cq->nprobe);
+        if (cq->refine)
+            printf(",refine=%d", cq->refine);
         printf("\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.1f\t%.1f\t", t_build, c_build, (double)st.st_size / (double)n,
                mem, ru.ru_maxrss / 1024.0, qps, qps_cpu);
         if (recall >= 0)
@@ -264,6 +271,8 @@ int main(int argc, char **argv)
         else
             printf("-\n");
         fflush(stdout);
+      }
+      free(rlist);
     }
     free(list);
     free(pos);

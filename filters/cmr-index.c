@@ -43,6 +43,9 @@ static noreturn void usage(FILE *f, int code)
         "      --pq-m M           ivfpq: bytes per vector, a divisor of the length [d/8]\n"
         "      --ef-search N      hnsw: default query beam stored in the index [128]\n"
         "      --nprobe N         ivfpq: default lists visited stored in the index [32]\n"
+        "      --refine R         ivfpq: also keep 8-bit codes of the vectors (d bytes\n"
+        "                         each) and re-rank the PQ search's R x k best by\n"
+        "                         them (FAISS IndexRefine) [0: no re-ranking]\n"
         "add: appends the tracks of FILE or stdin to INDEX (new ids only)\n"
         "  -i, --index INDEX\n"
         "query: the k nearest catalogue tracks to each tensor frame of FILE or stdin\n"
@@ -52,7 +55,7 @@ static noreturn void usage(FILE *f, int code)
         "  -x, --exclude-self     leave the query's own track out of its answer\n"
         "      --tsv              a table: query_track rank track score (with a header)\n"
         "      --json             one JSON object per query and line\n"
-        "      --ef-search N, --nprobe N   override the index's defaults\n"
+        "      --ef-search N, --nprobe N, --refine R   override the index's defaults\n"
         "  -w, --window S         live: query with the last S seconds of \"embedding\"\n"
         "                         frames of each track (their mean, or mean and std\n"
         "                         for an index of summaries) instead of each frame\n"
@@ -407,11 +410,11 @@ static void query_start(struct query_out *o, struct cmr_frame *hdr, const char *
 }
 
 static int cmd_query(const char *index_path, const char *input, int k, int excl, int mode, int ef,
-                     int nprobe, double win, double every, int force)
+                     int nprobe, int refine, double win, double every, int force)
 {
     struct cmr_index *ix = load_index(index_path);
     struct cmr_error err = {0};
-    if (cmr_index_set_search(ix, ef, nprobe, &err))
+    if (cmr_index_set_search(ix, ef, nprobe, refine, &err))
         cli_die(CLI_EXIT_DATA, "%s", err.msg);
     int d = cmr_index_dim(ix);
     const char *ikind = cmr_index_kind(ix);
@@ -508,7 +511,10 @@ static int cmd_info(const char *path)
         printf("hnsw      M %d, efConstruction %d, efSearch %d, %s storage\n", c->hnsw_m, c->ef_construction,
                c->ef_search, c->sq8 ? "8-bit" : "float");
     if (c->type == CMR_INDEX_IVFPQ)
-        printf("ivfpq     %d lists, %d bytes per vector, nprobe %d\n", c->nlist, c->pq_m, c->nprobe);
+        printf("ivfpq     %d lists, %d bytes per vector, nprobe %d%s", c->nlist, c->pq_m, c->nprobe,
+               c->refine ? "" : "\n");
+    if (c->type == CMR_INDEX_IVFPQ && c->refine)
+        printf(", re-ranked by 8-bit codes: %d x k candidates\n", c->refine);
     printf("faiss     %zu bytes (%.1f per track)\n", fb, (double)fb / (double)cmr_index_size(ix));
     cmr_index_free(ix);
     cli_finish_stdout();
@@ -519,14 +525,14 @@ static int cmd_info(const char *path)
 struct options {
     struct cmr_index_cfg cfg;
     const char *out, *index;
-    int k, excl, mode, ef, nprobe, force;
+    int k, excl, mode, ef, nprobe, refine, force;
     int set_build, set_query; /* an option of build, of query, was given */
     double win, every;
 };
 
 static void parse_options(struct options *o, int argc, char **argv)
 {
-    enum { O_HNSW_M = 256, O_EFC, O_EFS, O_FLOAT, O_NLIST, O_PQM, O_NPROBE, O_TSV, O_JSON, O_FORCE };
+    enum { O_HNSW_M = 256, O_EFC, O_EFS, O_FLOAT, O_NLIST, O_PQM, O_NPROBE, O_REFINE, O_TSV, O_JSON, O_FORCE };
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},
         {"index", required_argument, NULL, 'i'},
@@ -539,6 +545,7 @@ static void parse_options(struct options *o, int argc, char **argv)
         {"nlist", required_argument, NULL, O_NLIST},
         {"pq-m", required_argument, NULL, O_PQM},
         {"nprobe", required_argument, NULL, O_NPROBE},
+        {"refine", required_argument, NULL, O_REFINE},
         {"k", required_argument, NULL, 'k'},
         {"exclude-self", no_argument, NULL, 'x'},
         {"tsv", no_argument, NULL, O_TSV},
@@ -578,6 +585,7 @@ static void parse_options(struct options *o, int argc, char **argv)
         case O_PQM: cfg->pq_m = (int)cli_long("--pq-m", optarg, 1, CMR_INDEX_MAX_DIM); o->set_build = 1; break;
         case O_EFS: o->ef = (int)cli_long("--ef-search", optarg, 1, 100000); break;
         case O_NPROBE: o->nprobe = (int)cli_long("--nprobe", optarg, 1, 1 << 20); break;
+        case O_REFINE: o->refine = (int)cli_long("--refine", optarg, 1, 1000); break;
         case 'k': o->k = (int)cli_long("-k", optarg, 1, CMR_INDEX_MAX_K); o->set_query = 1; break;
         case 'x': o->excl = 1; o->set_query = 1; break;
         case O_TSV: o->mode = OUT_TSV; o->set_query = 1; break;
@@ -611,6 +619,7 @@ static int cmd_build_add(const char *cmd, struct options *o, const char *input)
             cli_die(CLI_EXIT_DATA, "%s: the catalogue is empty: no summary or embedding frames", name);
         o->cfg.ef_search = o->ef ? o->ef : o->cfg.ef_search;
         o->cfg.nprobe = o->nprobe ? o->nprobe : o->cfg.nprobe;
+        o->cfg.refine = o->refine;
         ix = cmr_index_build(&o->cfg, cat.n, cat.d, cat.X, (const char *const *)cat.track, cat.meta, cat.n_meta,
                              cat.kind, &err);
         if (!ix)
@@ -672,7 +681,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "query")) {
         if (!o.index)
             cli_usage_error("query needs --index INDEX");
-        return cmd_query(o.index, input, o.k, o.excl, o.mode, o.ef, o.nprobe, o.win, o.every, o.force);
+        return cmd_query(o.index, input, o.k, o.excl, o.mode, o.ef, o.nprobe, o.refine, o.win, o.every, o.force);
     }
     if (!strcmp(cmd, "build")) {
         if (!o.out)

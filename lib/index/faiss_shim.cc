@@ -14,6 +14,7 @@
 #include <faiss/Index.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexRefine.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
@@ -91,10 +92,14 @@ struct cmr_faiss *cmr_faiss_new(int d, const char *factory, int inner_product, s
         // its own minimum (one point per centroid) before training
         // the lists' k-means runs on a sample of at most 64 vectors per list
         // (FAISS's default is 256: 4x the time for little gain)
-        if (auto *ivf = dynamic_cast<faiss::IndexIVF *>(ix)) {
+        // with ",Refine(...)" the IVF index is the refine wrapper's base
+        faiss::Index *base = ix;
+        if (auto *rf = dynamic_cast<faiss::IndexRefine *>(ix))
+            base = rf->base_index;
+        if (auto *ivf = dynamic_cast<faiss::IndexIVF *>(base)) {
             ivf->cp.min_points_per_centroid = 1;
             ivf->cp.max_points_per_centroid = 64;
-            if (auto *ivfpq = dynamic_cast<faiss::IndexIVFPQ *>(ix))
+            if (auto *ivfpq = dynamic_cast<faiss::IndexIVFPQ *>(base))
                 ivfpq->pq.cp.min_points_per_centroid = 1;
         }
         f = new cmr_faiss{ix};

@@ -44,6 +44,7 @@ void cmr_index_cfg_default(struct cmr_index_cfg *cfg)
     cfg->nlist = 0;
     cfg->pq_m = 0;
     cfg->nprobe = 32;
+    cfg->refine = 0;
 }
 
 static const char *type_names[] = {"flat", "hnsw", "ivfpq"};
@@ -241,6 +242,8 @@ static int check_cfg(const struct cmr_index_cfg *c, int d, struct cmr_error *err
         return cmr_error_set(err, CMR_EINVAL, "index: HNSW M should be in [2, 256] and ef in [1, 100000]");
     if (c->nlist < 0 || c->nlist > 1 << 20 || c->nprobe < 1 || c->nprobe > 1 << 20)
         return cmr_error_set(err, CMR_EINVAL, "index: nlist should be in [0, 2^20] and nprobe in [1, 2^20]");
+    if (c->refine < 0 || c->refine > 1000 || (c->refine && c->type != CMR_INDEX_IVFPQ))
+        return cmr_error_set(err, CMR_EINVAL, "index: refine should be in [0, 1000], and > 0 only with ivfpq");
     if (c->pq_m < 0 || (c->pq_m > 0 && d % c->pq_m))
         return cmr_error_set(err, CMR_EINVAL, "index: PQ bytes per vector should divide the vector length %d, "
                              "got %d", d, c->pq_m);
@@ -310,7 +313,8 @@ static void make_factory(struct cmr_index *ix)
     else if (c->type == CMR_INDEX_HNSW)
         snprintf(ix->factory, sizeof ix->factory, "HNSW%d%s", c->hnsw_m, c->sq8 ? ",SQ8" : "");
     else
-        snprintf(ix->factory, sizeof ix->factory, "IVF%d,PQ%dnp", c->nlist, c->pq_m);
+        snprintf(ix->factory, sizeof ix->factory, "IVF%d,PQ%dnp%s", c->nlist, c->pq_m,
+                 c->refine ? ",Refine(SQ8)" : "");
 }
 
 struct cmr_index *cmr_index_build(const struct cmr_index_cfg *cfg, int64_t n, int d, const float *X,
@@ -350,6 +354,8 @@ struct cmr_index *cmr_index_build(const struct cmr_index_cfg *cfg, int64_t n, in
     if (!(ix->f = cmr_faiss_new(d, ix->factory, inner_product(ix), err)))
         goto fail;
     if (c->type == CMR_INDEX_HNSW && cmr_faiss_set(ix->f, "efConstruction", c->ef_construction, err))
+        goto fail;
+    if (c->refine && cmr_faiss_set(ix->f, "k_factor_rf", c->refine, err))
         goto fail;
     if (cmr_index_add(ix, n, X, track, meta, n_meta, err))
         goto fail;
@@ -416,16 +422,28 @@ undo:
 
 /* ---- searching ---- */
 
-int cmr_index_set_search(struct cmr_index *ix, int ef_search, int nprobe, struct cmr_error *err)
+int cmr_index_set_search(struct cmr_index *ix, int ef_search, int nprobe, int refine, struct cmr_error *err)
 {
     if (ef_search > 0)
         ix->cfg.ef_search = ef_search;
     if (nprobe > 0)
         ix->cfg.nprobe = nprobe;
+    if (refine > 0) {
+        if (!ix->cfg.refine)
+            return cmr_error_set(err, CMR_EINVAL, "index: refine applies to an ivfpq index built with it (--refine "
+                                 "at build time)");
+        if (refine > 1000)
+            return cmr_error_set(err, CMR_EINVAL, "index: refine should be in [1, 1000], got %d", refine);
+        ix->cfg.refine = refine;
+    }
     if (ix->cfg.type == CMR_INDEX_HNSW)
         return cmr_faiss_set(ix->f, "efSearch", ix->cfg.ef_search, err);
-    if (ix->cfg.type == CMR_INDEX_IVFPQ)
-        return cmr_faiss_set(ix->f, "nprobe", ix->cfg.nprobe, err);
+    if (ix->cfg.type == CMR_INDEX_IVFPQ) {
+        int rc = cmr_faiss_set(ix->f, "nprobe", ix->cfg.nprobe, err);
+        if (!rc && ix->cfg.refine)
+            rc = cmr_faiss_set(ix->f, "k_factor_rf", ix->cfg.refine, err);
+        return rc;
+    }
     return CMR_OK;
 }
 
@@ -547,7 +565,7 @@ int cmr_index_search(struct cmr_index *ix, int64_t nq, const float *Q, int k, co
                              (long long)ix->n, ix->n == 1 ? "" : "s",
                              any_excl ? " (one of them the query's own)" : "",
                              k > CMR_INDEX_MAX_K ? " and k is at most 4000" : "");
-    if ((rc = cmr_index_set_search(ix, 0, 0, err)))
+    if ((rc = cmr_index_set_search(ix, 0, 0, 0, err)))
         return rc;
     int cosine = ix->cfg.metric == CMR_METRIC_COSINE;
     int exact = ix->cfg.type == CMR_INDEX_FLAT;
@@ -715,7 +733,8 @@ int cmr_index_save(const struct cmr_index *ix, const char *path, struct cmr_erro
     memcpy(&bits, &ix->max_norm, 8);
     le64(h + 88, bits);
     le64(h + 96, total);
-    /* h + 104: 8 bytes reserved, zero */
+    le32(h + 104, (uint32_t)c->refine);
+    /* h + 108: 4 bytes reserved, zero */
     int bad = put(&o, h, sizeof h);
     for (int64_t i = 0; !bad && i < ix->n; i++) {
         unsigned char b[4];
@@ -774,7 +793,7 @@ static int load_check_file(const unsigned char *b, size_t len, const char *name,
         return -1;
     }
     uint32_t version = rd32(b + 4);
-    if (version != CMR_INDEX_VERSION) {
+    if (version != CMR_INDEX_VERSION && version != 1) {
         cmr_error_set(err, version > CMR_INDEX_VERSION ? CMR_EVERSION : CMR_EFORMAT,
                       "%s: index format version %u, this build reads version %d%s", name, version,
                       CMR_INDEX_VERSION, version > CMR_INDEX_VERSION ? " (a newer cmr wrote it)" : "");
@@ -813,6 +832,7 @@ static struct cmr_index *load_header(const unsigned char *b, size_t len, const c
                           &cfg.pq_m, &cfg.nprobe};
     for (int i = 0; i < 7; i++)
         *params[i] = (int32_t)rd32(b + 20 + 4 * i);
+    cfg.refine = (int32_t)rd32(b + 104); /* version 1: reserved, zero */
     char kind[CMR_KIND_MAX] = {0};
     memcpy(kind, b + 48, CMR_KIND_MAX - 1);
     *n = rd64(b + 80);

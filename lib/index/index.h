@@ -12,7 +12,11 @@
  *   hnsw   "HNSW<M>" or "HNSW<M>,SQ8": graph search; efSearch at query time.
  *   ivfpq  "IVF<nlist>,PQ<m>np" (no polysemous training): inverted lists over product-quantised codes
  *          (m bytes per vector); trained by k-means on the vectors of the
- *          build; nprobe lists visited at query time.
+ *          build; nprobe lists visited at query time. With refine = R > 0,
+ *          "IVF<nlist>,PQ<m>np,Refine(SQ8)": the PQ search's R x k best are
+ *          re-ranked by 8-bit scalar codes of the vectors (d more bytes per
+ *          vector; FAISS's IndexRefine), which lifts the recall that the
+ *          PQ codes' distances cap.
  * Metrics: cosine (vectors scaled to unit length; scores are cosines, larger
  * is nearer; in a flat index an all-zero vector scores 0 against everything,
  * as in cmr-knn, the approximate types refuse it) or l2 (scores are squared Euclidean distances, smaller is
@@ -34,7 +38,8 @@
 #include "frame.h"
 
 #define CMR_INDEX_MAGIC "CMRI"
-#define CMR_INDEX_VERSION 1
+/* version 2 added refine (header bytes 104-107); version 1 files are read */
+#define CMR_INDEX_VERSION 2
 /* the largest vector length, k, and catalogue an index takes */
 #define CMR_INDEX_MAX_DIM 65536
 #define CMR_INDEX_MAX_K 4000
@@ -52,6 +57,7 @@ struct cmr_index_cfg {
     int nlist;           /* IVF lists; 0: 4 sqrt(n) rounded to a power of two, in [16, 65536] */
     int pq_m;            /* PQ bytes per vector; 0: d/8 (a divisor of d) */
     int nprobe;          /* IVF lists visited per query (32) */
+    int refine;          /* ivfpq: re-rank refine x k candidates by 8-bit codes (0: none) */
 };
 void cmr_index_cfg_default(struct cmr_index_cfg *cfg);
 const char *cmr_index_type_name(int type);
@@ -85,8 +91,9 @@ const struct cmr_kv *cmr_index_meta(const struct cmr_index *ix, int64_t pos, int
 /* catalogue position of a track id, -1 when absent */
 int64_t cmr_index_find(const struct cmr_index *ix, const char *track);
 
-/* query-time parameters (HNSW efSearch, IVF nprobe); <= 0 keeps the stored one */
-int cmr_index_set_search(struct cmr_index *ix, int ef_search, int nprobe, struct cmr_error *err);
+/* query-time parameters (HNSW efSearch, IVF nprobe, ivfpq's refine factor, which
+ * must stay > 0 in an index built with it); <= 0 keeps the stored one */
+int cmr_index_set_search(struct cmr_index *ix, int ef_search, int nprobe, int refine, struct cmr_error *err);
 
 /* the k nearest tracks to each of nq queries Q (nq, d): pos (nq, k) catalogue
  * positions, score (nq, k), best first. exclude[i] >= 0 leaves that position

@@ -106,6 +106,20 @@ knn_rank() {
         "$TMP/big.msgpack"
     run -0 cmr index info "$TMP/p.cmri"
     [[ "$output" == *'IVF16,PQ4np'* ]]
+    # --refine: the PQ search's R x k best re-ranked by 8-bit codes
+    run -0 --separate-stderr cmr index build --out "$TMP/r.cmri" --type ivfpq --nlist 16 --pq-m 4 --refine 4 \
+        --threads 1 "$TMP/big.msgpack"
+    run -0 cmr index info "$TMP/r.cmri"
+    [[ "$output" == *'IVF16,PQ4np,Refine(SQ8)'* ]]
+    [[ "$output" == *'re-ranked by 8-bit codes: 4 x k candidates'* ]]
+    # (tests/unit/test-index checks that re-ranking finds more true neighbours)
+    run -0 --separate-stderr cmr index query --index "$TMP/r.cmri" -k 5 --tsv --threads 1 --refine 8 "$TMP/big.msgpack"
+    [ "${#lines[@]}" -eq $((1 + 300 * 5)) ]
+    run -1 --separate-stderr cmr index query --index "$TMP/p.cmri" -k 5 --refine 4 "$TMP/big.msgpack"
+    [[ "$stderr" == "cmr-index: index: refine applies to an ivfpq index built with it"* ]]
+    run -1 --separate-stderr cmr index build --out "$TMP/x.cmri" --type hnsw --refine 4 "$TMP/big.msgpack"
+    [[ "$stderr" == *"refine should be in [0, 1000], and > 0 only with ivfpq"* ]]
+    [ ! -e "$TMP/x.cmri" ]
     # add: 60 more tracks to a flat index of the 300
     cmr index build --out "$TMP/f.cmri" -q "$TMP/big.msgpack"
     run -0 --separate-stderr cmr index add --index "$TMP/f.cmri" "$CAT"

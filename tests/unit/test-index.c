@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "eval/knn.h"
 #include "index/faiss_shim.h"
@@ -241,6 +242,99 @@ static void test_approx(int type)
     free(X);
 }
 
+/* ivfpq re-ranked by 8-bit codes (--refine): finds more true neighbours than
+ * the PQ codes alone, keeps its factor through save and load (the same
+ * answers), and a version-1 file (no refine field) still loads */
+static int64_t recall_hits(struct cmr_index *flat, struct cmr_index *ix, const float *X, int d, int nq)
+{
+    struct cmr_error err = {0};
+    int64_t p1[10], p2[10], hits = 0;
+    float s1[10], s2[10];
+    for (int q = 0; q < nq; q++) {
+        cmr_index_search(flat, 1, X + (size_t)q * 39 * d, 10, NULL, p1, s1, NULL, &err);
+        cmr_index_search(ix, 1, X + (size_t)q * 39 * d, 10, NULL, p2, s2, NULL, &err);
+        for (int a = 0; a < 10; a++)
+            for (int b = 0; b < 10; b++)
+                hits += p1[a] == p2[b];
+    }
+    return hits;
+}
+
+static void test_refine(void)
+{
+    int n = 2000, d = 32, nq = 50;
+    float *X = make_data(n, d, 3);
+    char **ids = make_ids(n);
+    struct cmr_index_cfg cfg;
+    cmr_index_cfg_default(&cfg);
+    struct cmr_error err = {0};
+    struct cmr_index *flat = cmr_index_build(&cfg, n, d, X, (const char *const *)ids, NULL, NULL, "summary", &err);
+    cfg.type = CMR_INDEX_IVFPQ;
+    cfg.nlist = 32;
+    cfg.nprobe = 8;
+    cfg.pq_m = 4;
+    struct cmr_index *pq = cmr_index_build(&cfg, n, d, X, (const char *const *)ids, NULL, NULL, "summary", &err);
+    cfg.refine = 8;
+    struct cmr_index *rf = cmr_index_build(&cfg, n, d, X, (const char *const *)ids, NULL, NULL, "summary", &err);
+    ok(flat && pq && rf, "ivfpq with and without refine built (%s)", err.msg);
+    if (!flat || !pq || !rf)
+        return;
+    ok(!strcmp(cmr_index_factory(rf), "IVF32,PQ4np,Refine(SQ8)"), "factory %s", cmr_index_factory(rf));
+    double r0 = recall_hits(flat, pq, X, d, nq) / (nq * 10.0), r1 = recall_hits(flat, rf, X, d, nq) / (nq * 10.0);
+    ok(r1 >= 0.9 && r1 > r0, "refine 8: recall@10 %.3f, PQ codes alone %.3f", r1, r0);
+    ok(cmr_index_set_search(pq, 0, 0, 4, &err) == CMR_EINVAL, "refine on an index built without it: %s", err.msg);
+    /* save, load: the same factor, the same answers */
+    char path[] = "/tmp/cmr-test-index.XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    ok(cmr_index_save(rf, path, &err) == CMR_OK, "saved");
+    struct cmr_index *back = cmr_index_load(path, &err);
+    ok(back && cmr_index_config(back)->refine == 8, "loaded with refine %d", back ? cmr_index_config(back)->refine : -1);
+    int64_t p1[10], p2[10];
+    float s1[10], s2[10];
+    int same = back != NULL;
+    for (int q = 0; back && q < nq; q++) {
+        cmr_index_search(rf, 1, X + (size_t)q * 7 * d, 10, NULL, p1, s1, NULL, &err);
+        cmr_index_search(back, 1, X + (size_t)q * 7 * d, 10, NULL, p2, s2, NULL, &err);
+        same &= !memcmp(p1, p2, sizeof p1) && !memcmp(s1, s2, sizeof s1);
+    }
+    ok(same, "the loaded index gives the same answers");
+    cmr_index_free(back);
+    /* a version-1 file: the plain ivfpq index's bytes with version 1 and
+     * their CRC-32 redone */
+    ok(cmr_index_save(pq, path, &err) == CMR_OK, "saved without refine");
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    unsigned char *b = malloc((size_t)len);
+    int got = fread(b, 1, (size_t)len, f) == (size_t)len;
+    fclose(f);
+    ok(got && b[4] == 2, "version 2 written");
+    b[4] = 1;
+    uLong crc = crc32(0, b, (uInt)(len - 4));
+    for (int i = 0; i < 4; i++)
+        b[len - 4 + i] = (unsigned char)(crc >> (8 * i));
+    struct cmr_index *v1 = cmr_index_load_mem(b, (size_t)len, "v1", &err);
+    ok(v1 && cmr_index_config(v1)->refine == 0, "a version-1 file loads (%s)", v1 ? "ok" : err.msg);
+    b[4] = 3;
+    crc = crc32(0, b, (uInt)(len - 4));
+    for (int i = 0; i < 4; i++)
+        b[len - 4 + i] = (unsigned char)(crc >> (8 * i));
+    struct cmr_index *v3 = cmr_index_load_mem(b, (size_t)len, "v3", &err);
+    ok(!v3 && err.code == CMR_EVERSION, "version 3 is refused: %s", err.msg);
+    cmr_index_free(v1);
+    free(b);
+    unlink(path);
+    cmr_index_free(rf);
+    cmr_index_free(pq);
+    cmr_index_free(flat);
+    for (int i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    free(X);
+}
+
 static void test_bad(void)
 {
     struct cmr_index_cfg cfg;
@@ -309,6 +403,7 @@ int main(void)
     test_l2();
     test_approx(CMR_INDEX_HNSW);
     test_approx(CMR_INDEX_IVFPQ);
+    test_refine();
     test_bad();
     return tap_done();
 }
