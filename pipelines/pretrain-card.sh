@@ -5,7 +5,9 @@
 # card in the metadata (`cmr-model info` shows it): the data (tracks, hours,
 # packages of the training pool, from build-pretrain-data's tracks.tsv), the
 # licences per package, the configuration, the steps, epochs and seed, the loss,
-# and the held-out scores when SCORES.tsv (pretrain-eval.sh's table.tsv) is given.
+# the validation curve's best and last points (RUNDIR/curve.tsv, when make pretrain
+# wrote one), and the held-out scores when SCORES.tsv (pretrain-eval.sh's table.tsv)
+# is given.
 . "$(dirname "$0")/common.sh"
 [ $# -ge 3 ] && [ $# -le 4 ] || { echo "usage: pretrain-card.sh RUNDIR TRACKS.tsv 'STRATEGY LOSS WIDTH EPOCHS SEED' [SCORES.tsv]" >&2; exit 2; }
 dir=$1 tracks=$2 scores=${4:-}
@@ -43,6 +45,13 @@ set_args=(--set card.name=cmr-base
     --set-file "card.licences=$tmp/licences"
     --set "card.derived=The weights are trained on GPL and CC-BY-SA music and derived from it: see pipelines/data/LICENSES.md and docs/models.md"
     --set "card.doc=docs/models.md (cmr-base)")
+# the validation curve (make pretrain: pretrain-curve.sh), when there is one
+if [ -s "$dir/curve.tsv" ]; then
+    awk -F'\t' 'NR > 1 { n++; if (n == 1 || $4 < best) { best = $4; be = $2; ba = $5 }; le = $2; ll = $4; la = $5 }
+        END { if (n) printf "held-out contrastive loss and accuracy of %d snapshots (pipelines/pretrain-curve.sh): best loss %.4f (accuracy %.3f) after epoch %d; last %.4f (accuracy %.3f) after epoch %d\n", n, best, ba, be, ll, la, le }' \
+        "$dir/curve.tsv" > "$tmp/validation"
+    [ ! -s "$tmp/validation" ] || set_args+=(--set-file "card.validation=$tmp/validation")
+fi
 if [ -n "$scores" ]; then
     need_file "$scores"
     # one line: feature: task metric value, ...
