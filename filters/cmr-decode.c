@@ -115,9 +115,9 @@ static int decode_track(struct decoder *d, const struct cmr_tracklist *tl, size_
         a = NULL;
     }
     if (!a) {
-        cli_warn("%s", err.msg);
         if (!d->keep_going)
-            exit(CLI_EXIT_DATA);
+            cli_die(CLI_EXIT_DATA, "%s", err.msg); /* an error, said even with -q */
+        cli_warn("%s", err.msg);
         put_failed_end(d, e->track, 0, err.msg);
         return 1;
     }
@@ -149,9 +149,9 @@ static int decode_track(struct decoder *d, const struct cmr_tracklist *tl, size_
         cmr_error_set(&err, CMR_EAUDIO, "%s: no audio (0 sample frames)", e->path);
     }
     if (rc != CMR_EOF) {
+        if (!d->keep_going) /* the track is left open: the next stage sees a truncated stream */
+            cli_die(CLI_EXIT_DATA, "%s", err.msg);
         cli_warn("%s", err.msg);
-        if (!d->keep_going)
-            exit(CLI_EXIT_DATA);   /* the track is left open: the next stage sees a truncated stream */
         put_failed_end(d, e->track, index, err.msg);
         return 1;
     }

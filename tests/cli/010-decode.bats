@@ -139,6 +139,12 @@ decode_dump() {
     : > "$TMP/empty.flac"
     run -1 --separate-stderr decode "$TMP/empty.flac"
     [[ "${stderr_lines[0]}" == "cmr-decode: $TMP/empty.flac: "* ]]
+    # -q silences warnings, not the error that stops the stream (file or --list)
+    run -1 --separate-stderr decode -q "$TMP/text.wav"
+    [[ "${stderr_lines[0]}" == "cmr-decode: $TMP/text.wav: "* ]]
+    printf 'path\n%s\n' "$TMP/text.wav" > "$TMP/list.tsv"
+    run -1 --separate-stderr decode -q --list "$TMP/list.tsv"
+    [[ "${stderr_lines[0]}" == "cmr-decode: $TMP/text.wav: "* ]]
 }
 
 @test "cmr-decode: a file with 0 sample frames is an error: no audio" {
