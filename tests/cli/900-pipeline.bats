@@ -36,7 +36,8 @@ mk_set() {
 have_train() { [ -x "$CMR_BINDIR/cmr-train" ]; }
 
 @test "pipelines: the scripts print their usage and exit 2 on bad arguments" {
-    for s in audio features evaluate train table3 plot; do
+    for s in audio features evaluate train table3 plot pretrain-val pretrain-curve pretrain-card pretrain-eval \
+        pretrain-select; do
         run -2 --separate-stderr "$P/$s.sh"
         [[ "$stderr" == "usage: $s.sh "* ]]
     done
@@ -151,6 +152,30 @@ have_train() { [ -x "$CMR_BINDIR/cmr-train" ]; }
     run -0 --separate-stderr pmake train DATA=d/list.tsv OUT=run STRATEGY=adjacent LOSS=infonce \
         WIDTH=0.125 EPOCHS=2 SEED=7 BATCH=12 THREADS=1
     [ "$(stat -c %Y run/model.cmr)" = "$before" ]
+}
+
+@test "pipelines: pretrain-val.sh pairs of the held-out tracks; pretrain-curve.sh scores each snapshot" {
+    have_train || skip "cmr-train is not built yet"
+    mk_set "$TMP/d"
+    # the tracks of label "high" held out, as build-pretrain-data's tracks.tsv marks them
+    awk -F'\t' -v OFS='\t' 'NR > 1 { $3 = $4 == "high" ? "heldout" : "training" } 1' "$TMP/d/list.tsv" > "$TMP/d/tracks.tsv"
+    run -0 --separate-stderr "$P/pretrain-val.sh" "$TMP/d/tracks.tsv" "$TMP/val.cmr"
+    [ "$(cmr dump "$TMP/val.cmr" | grep -c '^tensor kind=pair ')" -eq 12 ] # 4 tracks x 3
+    [ "$(cmr dump "$TMP/val.cmr" | sed -n 's/^tensor kind=pair track="\([^"]*\)" .*/\1/p' | sort -u | tr '\n' ' ')" = \
+        "high/t05 high/t06 high/t07 high/t08 " ]
+    mkdir "$TMP/snap"
+    cmr train -q --width 0.0625 --batch 4 --seed 1 --snapshots "$TMP/snap" --out "$TMP/m.cmr" --log "$TMP/log.tsv" \
+        "$TMP/val.cmr"
+    run -0 --separate-stderr "$P/pretrain-curve.sh" "$TMP/curve.tsv" "$TMP/log.tsv" "$TMP/val.cmr" "$TMP"/snap/*.cmr
+    [ "$(head -n 1 "$TMP/curve.tsv")" = "$(printf 'step\tepoch\ttrain_loss\tval_loss\tval_acc\tchance')" ]
+    [ "$(tail -n +2 "$TMP/curve.tsv" | cut -f1,2 | tr '\t\n' ', ')" = "1,0 2,1 3,2 " ]
+    tail -n +2 "$TMP/curve.tsv" | awk -F'\t' '!($4 > 0 && $4 < 1e6 && $5 >= 0 && $5 <= 1) { exit 1 }'
+    # no held-out tracks: an error, nothing written
+    awk -F'\t' -v OFS='\t' 'NR > 1 { $3 = "training" } 1' "$TMP/d/list.tsv" > "$TMP/d/none.tsv"
+    run -1 --separate-stderr "$P/pretrain-val.sh" "$TMP/d/none.tsv" "$TMP/none.cmr"
+    [[ "$stderr" == *"no held-out tracks"* ]]
+    [ ! -e "$TMP/none.cmr" ]
+    [ "$(tail -n +2 "$TMP/val.heldout.tsv" | wc -l)" -eq 4 ]
 }
 
 @test "pipelines: make index (MFCC) and make similar: the nearest tracks to a file" {
