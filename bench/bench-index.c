@@ -5,11 +5,14 @@
  *   bench-index --n N --d D --type flat|hnsw|ivfpq [--nq 200] [--k 10]
  *               [--gt FILE] [--hnsw-m M] [--ef-construction N] [--ef-search N,...]
  *               [--float-storage] [--nlist N] [--pq-m M] [--nprobe N,...] [--refine R,...]
- *               [--dir DIR] [--threads T] [--seed S]
+ *               [--dir DIR] [--threads T] [--seed S] [--keep FILE]
  *
  * Data: C = 1000 clusters of intrinsic dimension 16 (see gen() below);
  * queries are fresh draws of the same kind (another stream of the
  * generator). Cosine metric.
+ * --keep FILE: the index is kept as FILE; when FILE exists, it is loaded
+ * instead of built (build columns 0: to time other query settings of one
+ * index, or to profile its queries alone).
  * --gt FILE: the exact top k of every query (written by the flat run when the
  * file does not exist, read by the others to compute recall@k).
  * A list of --ef-search or --nprobe values gives one row per value, over the
@@ -108,13 +111,13 @@ int main(int argc, char **argv)
         {"ef-search", required_argument, NULL, 'E'}, {"float-storage", no_argument, NULL, 'F'},
         {"nlist", required_argument, NULL, 'L'}, {"pq-m", required_argument, NULL, 'P'},
         {"nprobe", required_argument, NULL, 'N'}, {"dir", required_argument, NULL, 'D'},
-        {"refine", required_argument, NULL, 'R'}, {"threads", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 's'},
+        {"refine", required_argument, NULL, 'R'}, {"keep", required_argument, NULL, 'K'}, {"threads", required_argument, NULL, 't'}, {"seed", required_argument, NULL, 's'},
         {NULL, 0, NULL, 0}};
     struct cmr_index_cfg cfg;
     cmr_index_cfg_default(&cfg);
     int64_t n = 100000;
     int d = 128, nq = 200, k = 10, c;
-    const char *gt = NULL, *dir = "/tmp", *sweep = NULL, *refines = "0";
+    const char *gt = NULL, *dir = "/tmp", *sweep = NULL, *refines = "0", *keep = NULL;
     uint64_t seed = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -136,6 +139,7 @@ int main(int argc, char **argv)
         case 'N': cfg.nprobe = atoi(optarg); sweep = optarg; break;
         case 'R': cfg.refine = atoi(optarg); refines = optarg; break;
         case 'D': dir = optarg; break;
+        case 'K': keep = optarg; break;
         case 't': cmr_faiss_threads(atoi(optarg)); break;
         case 's': seed = strtoull(optarg, NULL, 10); break;
         default: die("usage: see the comment at the top of bench/bench-index.c");
@@ -170,7 +174,8 @@ int main(int argc, char **argv)
     struct cmr_error err = {0};
     struct cmr_index *ix = NULL;
     double t_build = 0, c_build = 0;
-    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+    int loaded = keep && access(keep, F_OK) == 0;
+    for (int64_t i0 = 0; !loaded && i0 < n; i0 += chunk) {
         int64_t m = n - i0 < chunk ? n - i0 : chunk;
         float *X = gen(m, d, centres, basis, C, &rx);
         for (int64_t i = 0; i < m; i++) {
@@ -189,6 +194,10 @@ int main(int argc, char **argv)
             die(err.msg);
     }
     free(basis);
+    if (loaded && !(ix = cmr_index_load(keep, &err)))
+        die(err.msg);
+    if (cmr_index_size(ix) != n || cmr_index_dim(ix) != d)
+        die("--keep: the file holds another n or d");
     cfg = *cmr_index_config(ix);
     char params[128];
     if (cfg.type == CMR_INDEX_FLAT)
@@ -199,7 +208,9 @@ int main(int argc, char **argv)
         snprintf(params, sizeof params, "%s,nprobe=", cmr_index_factory(ix));
     char path[4096];
     snprintf(path, sizeof path, "%s/bench-index.%d.cmri", dir, (int)getpid());
-    if (cmr_index_save(ix, path, &err))
+    if (keep)
+        snprintf(path, sizeof path, "%s", keep);
+    if (!loaded && cmr_index_save(ix, path, &err))
         die(err.msg);
     struct stat st;
     stat(path, &st);
@@ -208,7 +219,8 @@ int main(int argc, char **argv)
     free(names);
     double rss1 = rss_mb();
     ix = cmr_index_load(path, &err);
-    unlink(path);
+    if (!keep)
+        unlink(path);
     if (!ix)
         die(err.msg);
     double mem = rss_mb() - rss1;
