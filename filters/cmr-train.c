@@ -158,12 +158,19 @@ struct run {
     int eof;                    /* the input ended */
 };
 
-static void save(struct run *r)
+/* the checkpoint to path (atomically; with --mpi, rank 0 writes the ranks'
+ * averaged statistics); what = "" or the option's name for the message */
+static void write_checkpoint(struct run *r, const char *path, const char *what)
 {
     struct cmr_error err = {0};
-    int rc = r->d ? cmr_dist_save(r->d, r->out, &err) : cmr_train_save(r->t, r->out, &err);
+    int rc = r->d ? cmr_dist_save(r->d, path, &err) : cmr_train_save(r->t, path, &err);
     if (rc)
-        cli_die(CLI_EXIT_DATA, "%s", cmr_error_text(&err, rc));
+        cli_die(CLI_EXIT_DATA, "%s%s", what, cmr_error_text(&err, rc));
+}
+
+static void save(struct run *r)
+{
+    write_checkpoint(r, r->out, "");
     r->saved_step = r->m->train.step;
     if (r->d)
         train_mpi_checkpoint(r->out, r->saved_step);
@@ -174,12 +181,9 @@ static void save(struct run *r)
 static void snapshot(struct run *r, int64_t epoch)
 {
     char path[4096];
-    struct cmr_error err = {0};
     if (snprintf(path, sizeof path, "%s/epoch-%04" PRId64 ".cmr", r->snap_dir, epoch) >= (int)sizeof path)
         cli_die(CLI_EXIT_USAGE, "--snapshots: the path %s is too long", r->snap_dir);
-    int rc = r->d ? cmr_dist_save(r->d, path, &err) : cmr_train_save(r->t, path, &err);
-    if (rc)
-        cli_die(CLI_EXIT_DATA, "--snapshots: %s", cmr_error_text(&err, rc));
+    write_checkpoint(r, path, "--snapshots: ");
 }
 
 static void progress_clear(struct run *r)

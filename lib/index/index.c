@@ -355,8 +355,6 @@ struct cmr_index *cmr_index_build(const struct cmr_index_cfg *cfg, int64_t n, in
         goto fail;
     if (c->type == CMR_INDEX_HNSW && cmr_faiss_set(ix->f, "efConstruction", c->ef_construction, err))
         goto fail;
-    if (c->refine && cmr_faiss_set(ix->f, "k_factor_rf", c->refine, err))
-        goto fail;
     if (cmr_index_add(ix, n, X, track, meta, n_meta, err))
         goto fail;
     return ix;
